@@ -1,0 +1,14 @@
+/* Helpers shared by the unit tests. */
+#ifndef POSTERN_TEST_UTIL_H
+#define POSTERN_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Decode hex into a malloc'd buffer; *len gets its length. */
+uint8_t *hex_decode(const char *hex, size_t *len);
+/* Write text to a new file with the given mode under a private temporary
+ * directory; returns the path (static storage, valid until the next call). */
+const char *write_temp_file(const char *name, const char *text, unsigned int mode);
+
+#endif
