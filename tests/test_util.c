@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +26,39 @@ uint8_t *hex_decode(const char *hex, size_t *len)
 	return out;
 }
 
+static char temp_dir[64];
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void remove_temp_dir(void)
+{
+	nftw(temp_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *temp_dir_path(void)
+{
+	if (!temp_dir[0]) {
+		snprintf(temp_dir, sizeof(temp_dir), "/tmp/postern-test-XXXXXX");
+		if (!mkdtemp(temp_dir))
+			abort();
+		atexit(remove_temp_dir);
+	}
+	return temp_dir;
+}
+
 const char *write_temp_file(const char *name, const char *text, unsigned int mode)
 {
-	static char dir[64], path[256];
+	static char path[256];
+	const char *dir = temp_dir_path();
 	int fd;
 
-	if (!dir[0]) {
-		snprintf(dir, sizeof(dir), "/tmp/postern-test-XXXXXX");
-		if (!mkdtemp(dir))
-			abort();
-	}
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	unlink(path);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -7,6 +7,8 @@
 
 /* Decode hex into a malloc'd buffer; *len gets its length. */
 uint8_t *hex_decode(const char *hex, size_t *len);
+/* A private temporary directory, removed when the test exits. */
+const char *temp_dir_path(void);
 /* Write text to a new file with the given mode under a private temporary
  * directory; returns the path (static storage, valid until the next call). */
 const char *write_temp_file(const char *name, const char *text, unsigned int mode);

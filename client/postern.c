@@ -1,0 +1,74 @@
+/* postern: the administrator's command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "subcommands.h"
+
+static const struct {
+	const char *name;
+	int (*main)(const struct cli_options *, int, char *[]);
+	const char *usage;
+	const char *description;
+} commands[] = {
+	{ "genkey", genkey_main, "", "generate a private key" },
+	{ "pubkey", pubkey_main, "", "read a private key on stdin, write its public key" },
+	{ "genpsk", genpsk_main, "", "generate a pre-shared key" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: %s [-c FILE] COMMAND [ARGS]\n\n", PROG_NAME);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].description);
+	fprintf(f, "\nOptions:\n"
+		"  -c FILE       configuration file (default: $POSTERN_HOME/postern.conf,\n"
+		"                $XDG_CONFIG_HOME/postern/postern.conf or\n"
+		"                ~/.config/postern/postern.conf)\n"
+		"  -h, --help    show this help\n"
+		"  -V, --version show the version\n");
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_options opt = { 0 };
+	int c;
+
+	/* '+': stop at the command, whose own options follow it. */
+	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opt.config_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("%s %s\n", PROG_NAME, POSTERN_VERSION);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!crypto_init()) {
+		fprintf(stderr, "%s: libgcrypt is too old\n", PROG_NAME);
+		return EXIT_FAIL;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[optind], commands[i].name))
+			return commands[i].main(&opt, argc - optind, argv + optind);
+	fprintf(stderr, "%s: unknown command '%s'\n", PROG_NAME, argv[optind]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,18 @@
+/* The postern CLI's subcommands: one file each, one entry in postern.c. */
+#ifndef POSTERN_SUBCOMMANDS_H
+#define POSTERN_SUBCOMMANDS_H
+
+#define PROG_NAME "postern"
+
+/* Exit statuses of every subcommand. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct cli_options {
+	const char *config_path;	/* -c FILE, or NULL for the default */
+};
+
+int genkey_main(const struct cli_options *opt, int argc, char *argv[]);
+int genpsk_main(const struct cli_options *opt, int argc, char *argv[]);
+int pubkey_main(const struct cli_options *opt, int argc, char *argv[]);
+
+#endif
