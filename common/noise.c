@@ -152,6 +152,15 @@ static enum noise_error decrypt_and_hash(struct noise_symmetric *ss,
 
 /* §5.3 HandshakeState */
 
+bool noise_keypair_init(struct noise_keypair *kp, const uint8_t priv[KEY_LEN])
+{
+	memcpy(kp->priv, priv, KEY_LEN);
+	if (x25519_public(kp->pub, kp->priv))
+		return true;
+	wipe(kp, sizeof(*kp));
+	return false;
+}
+
 static size_t overhead(const struct noise_handshake *hs)
 {
 	return hs->ss.cs.has_key ? TAG_LEN : 0;
@@ -177,8 +186,8 @@ static enum noise_error initialize(struct noise_handshake *hs,
 				   const char *protocol_name,
 				   enum noise_role role,
 				   const void *prologue, size_t prologue_len,
-				   const uint8_t *s_priv, const uint8_t *rs,
-				   const uint8_t *psk)
+				   const struct noise_keypair *s,
+				   const uint8_t *rs, const uint8_t *psk)
 {
 	char pattern[16];
 	const char *p, *suite;
@@ -199,10 +208,9 @@ static enum noise_error initialize(struct noise_handshake *hs,
 	if (!noise_pattern_lookup(&hs->pattern, pattern))
 		return NOISE_E_PROTOCOL;
 
-	if (s_priv) {
-		memcpy(hs->s_priv, s_priv, KEY_LEN);
-		if (!x25519_public(hs->s_pub, hs->s_priv))
-			return NOISE_E_KEYS;
+	if (s) {
+		memcpy(hs->s_priv, s->priv, KEY_LEN);
+		memcpy(hs->s_pub, s->pub, KEY_LEN);
 		hs->has_s = true;
 	}
 	if (rs) {
@@ -228,11 +236,11 @@ enum noise_error noise_handshake_init(struct noise_handshake *hs,
 				      const char *protocol_name,
 				      enum noise_role role,
 				      const void *prologue, size_t prologue_len,
-				      const uint8_t *s_priv, const uint8_t *rs,
-				      const uint8_t *psk)
+				      const struct noise_keypair *s,
+				      const uint8_t *rs, const uint8_t *psk)
 {
 	enum noise_error e = initialize(hs, protocol_name, role, prologue,
-					prologue_len, s_priv, rs, psk);
+					prologue_len, s, rs, psk);
 
 	if (e != NOISE_OK)
 		noise_handshake_wipe(hs);

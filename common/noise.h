@@ -46,6 +46,15 @@ struct noise_pattern {
 	bool has_psk;
 };
 
+/* A static key pair; the public half is computed once, not per handshake. */
+struct noise_keypair {
+	uint8_t priv[KEY_LEN];
+	uint8_t pub[KEY_LEN];
+};
+
+/* Fill kp from a private key; false if it is unusable. */
+bool noise_keypair_init(struct noise_keypair *kp, const uint8_t priv[KEY_LEN]);
+
 struct noise_cipher {
 	uint8_t k[KEY_LEN];
 	uint64_t n;
@@ -76,16 +85,16 @@ bool noise_pattern_lookup(struct noise_pattern *p, const char *name);
 
 /*
  * Start a handshake. protocol_name is the full name, e.g.
- * "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s". s_priv is this side's static
- * private key, rs the peer's static public key, psk the pre-shared key; each
- * may be NULL when the pattern does not use it.
+ * "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s". s is this side's static key
+ * pair, rs the peer's static public key, psk the pre-shared key; each may be
+ * NULL when the pattern does not use it.
  */
 enum noise_error noise_handshake_init(struct noise_handshake *hs,
 				      const char *protocol_name,
 				      enum noise_role role,
 				      const void *prologue, size_t prologue_len,
-				      const uint8_t *s_priv, const uint8_t *rs,
-				      const uint8_t *psk);
+				      const struct noise_keypair *s,
+				      const uint8_t *rs, const uint8_t *psk);
 
 /* Use this ephemeral private key instead of a fresh one (test vectors). */
 void noise_handshake_set_ephemeral(struct noise_handshake *hs,

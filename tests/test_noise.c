@@ -18,18 +18,16 @@
 #define XPSK1 "Noise_Xpsk1_25519_ChaChaPoly_BLAKE2s"
 #define PROLOGUE "postern/test"
 
-struct party {
-	uint8_t priv[KEY_LEN], pub[KEY_LEN];
-};
-
-static struct party alice, server, mallory;
+static struct noise_keypair alice, server, mallory;
 static uint8_t psk[KEY_LEN], other_psk[KEY_LEN];
 
-static void make_party(struct party *p)
+static void make_party(struct noise_keypair *p)
 {
-	assert_true(random_bytes(p->priv, KEY_LEN));
-	x25519_clamp(p->priv);
-	assert_true(x25519_public(p->pub, p->priv));
+	uint8_t priv[KEY_LEN];
+
+	assert_true(random_bytes(priv, KEY_LEN));
+	x25519_clamp(priv);
+	assert_true(noise_keypair_init(p, priv));
 }
 
 static int setup(void **state)
@@ -48,10 +46,10 @@ static void init_pair(struct noise_handshake *i, struct noise_handshake *r,
 		      const char *proto, const uint8_t *i_rs, const uint8_t *r_psk)
 {
 	assert_int_equal(noise_handshake_init(i, proto, NOISE_INITIATOR, PROLOGUE,
-					      strlen(PROLOGUE), alice.priv, i_rs, psk),
+					      strlen(PROLOGUE), &alice, i_rs, psk),
 			 NOISE_OK);
 	assert_int_equal(noise_handshake_init(r, proto, NOISE_RESPONDER, PROLOGUE,
-					      strlen(PROLOGUE), server.priv, NULL, r_psk),
+					      strlen(PROLOGUE), &server, NULL, r_psk),
 			 NOISE_OK);
 }
 
@@ -79,7 +77,7 @@ static enum noise_error respond(const char *proto, const uint8_t *msg,
 	enum noise_error e;
 
 	assert_int_equal(noise_handshake_init(&r, proto, NOISE_RESPONDER, PROLOGUE,
-					      strlen(PROLOGUE), server.priv, NULL, r_psk),
+					      strlen(PROLOGUE), &server, NULL, r_psk),
 			 NOISE_OK);
 	e = noise_handshake_read(&r, out, &n, msg, len);
 	noise_handshake_wipe(&r);
@@ -221,7 +219,7 @@ static void low_order_static_key(void **state)
 
 	(void)state;
 	assert_int_equal(noise_handshake_init(&i, IK, NOISE_INITIATOR, NULL, 0,
-					      alice.priv, zero, psk), NOISE_OK);
+					      &alice, zero, psk), NOISE_OK);
 	assert_int_equal(noise_handshake_write(&i, msg, &n, payload, 1), NOISE_E_DH);
 	noise_handshake_wipe(&i);
 }
@@ -331,11 +329,11 @@ static void turn_order_and_keys(void **state)
 
 	/* IK needs the responder's key, and every psk pattern a psk */
 	assert_int_equal(noise_handshake_init(&i, IK, NOISE_INITIATOR, NULL, 0,
-					      alice.priv, NULL, psk), NOISE_E_KEYS);
+					      &alice, NULL, psk), NOISE_E_KEYS);
 	assert_int_equal(noise_handshake_init(&i, IK, NOISE_INITIATOR, NULL, 0,
-					      alice.priv, server.pub, NULL), NOISE_E_KEYS);
+					      &alice, server.pub, NULL), NOISE_E_KEYS);
 	assert_int_equal(noise_handshake_init(&i, "Noise_IKpsk2_448_AESGCM_SHA512",
-					      NOISE_INITIATOR, NULL, 0, alice.priv,
+					      NOISE_INITIATOR, NULL, 0, &alice,
 					      server.pub, psk), NOISE_E_PROTOCOL);
 	assert_int_equal(noise_handshake_init(&i, "Noise_QQ_25519_ChaChaPoly_BLAKE2s",
 					      NOISE_INITIATOR, NULL, 0, NULL, NULL, NULL),

@@ -48,6 +48,7 @@ static void start(struct noise_handshake *hs, const struct json *v,
 	const char *side = role == NOISE_INITIATOR ? "init" : "resp";
 	char name[32];
 	uint8_t *prologue, *s, *rs, *psk, *e;
+	struct noise_keypair kp;
 	size_t plen;
 
 	snprintf(name, sizeof(name), "%s_prologue", side);
@@ -61,8 +62,11 @@ static void start(struct noise_handshake *hs, const struct json *v,
 	snprintf(name, sizeof(name), "%s_ephemeral", side);
 	e = key_field(v, name);
 
+	if (s)
+		assert_true(noise_keypair_init(&kp, s));
 	assert_int_equal(noise_handshake_init(hs, json_get(v, "protocol_name")->text,
-					      role, prologue, plen, s, rs, psk),
+					      role, prologue, plen, s ? &kp : NULL,
+					      rs, psk),
 			 NOISE_OK);
 	if (e)
 		noise_handshake_set_ephemeral(hs, e);

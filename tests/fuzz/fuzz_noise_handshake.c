@@ -12,8 +12,8 @@
 #define IK "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 #define XPSK1 "Noise_Xpsk1_25519_ChaChaPoly_BLAKE2s"
 
-static uint8_t server_priv[KEY_LEN], server_pub[KEY_LEN];
-static uint8_t client_priv[KEY_LEN], psk[KEY_LEN], e_priv[KEY_LEN];
+static struct noise_keypair server, client;
+static uint8_t psk[KEY_LEN], e_priv[KEY_LEN];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -23,11 +23,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	crypto_init();
-	memset(server_priv, 0x11, KEY_LEN);
-	memset(client_priv, 0x22, KEY_LEN);
+	uint8_t priv[KEY_LEN];
+
+	memset(priv, 0x11, KEY_LEN);
+	noise_keypair_init(&server, priv);
+	memset(priv, 0x22, KEY_LEN);
+	noise_keypair_init(&client, priv);
 	memset(psk, 0x33, KEY_LEN);
 	memset(e_priv, 0x44, KEY_LEN);
-	x25519_public(server_pub, server_priv);
 	return 0;
 }
 
@@ -37,7 +40,7 @@ static void responder_reads(const char *proto, const uint8_t *msg, size_t len)
 	uint8_t out[NOISE_MAX_MSG];
 	size_t n = sizeof(out);
 
-	if (noise_handshake_init(&hs, proto, NOISE_RESPONDER, "p", 1, server_priv,
+	if (noise_handshake_init(&hs, proto, NOISE_RESPONDER, "p", 1, &server,
 				 NULL, psk) != NOISE_OK)
 		__builtin_trap();
 	if (noise_handshake_read(&hs, out, &n, msg, len) == NOISE_OK && n > len)
@@ -51,8 +54,8 @@ static void initiator_reads_reply(const uint8_t *msg, size_t len)
 	uint8_t first[128], out[NOISE_MAX_MSG];
 	size_t n = sizeof(first);
 
-	if (noise_handshake_init(&hs, IK, NOISE_INITIATOR, "p", 1, client_priv,
-				 server_pub, psk) != NOISE_OK)
+	if (noise_handshake_init(&hs, IK, NOISE_INITIATOR, "p", 1, &client,
+				 server.pub, psk) != NOISE_OK)
 		__builtin_trap();
 	noise_handshake_set_ephemeral(&hs, e_priv);
 	if (noise_handshake_write(&hs, first, &n, NULL, 0) != NOISE_OK)
