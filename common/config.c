@@ -1,0 +1,1350 @@
+/*
+ * Configuration files through libconfuse 3.3.
+ *
+ * Every value is checked while libconfuse parses it, from a validate
+ * callback, because that is the only moment it knows the value's line.
+ * Checks that need the whole file (required options, duplicates, names that
+ * must resolve) run afterwards, on lines noted during the parse.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <confuse.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "psk.h"
+
+#define CONFIG_MAX_SIZE (1 << 20)
+#define NAME_MAX_LEN 64		/* client and server names */
+#define NFT_NAME_MAX_LEN 255	/* NFT_NAME_MAXLEN less its NUL */
+#define HOST_MAX_LEN 255
+#define SECONDS_PER_DAY 86400
+#define MAX_DEPTH 16		/* of braces we remember the line of */
+
+enum check {
+	CHECK_RANGE,		/* integers, each value of a list */
+	CHECK_FILE,		/* a file name */
+	CHECK_ENV,		/* an environment variable's name */
+	CHECK_CREDENTIAL,	/* a systemd credential's name */
+	CHECK_SALT,
+	CHECK_FAMILY,		/* an nftables family */
+	CHECK_NFT_NAME,		/* an nftables table or set */
+	CHECK_ADDRESS,		/* config_parse_address */
+	CHECK_KEY,		/* a public key in base64 */
+	CHECK_DATE,		/* YYYY-MM-DD */
+	CHECK_HOST,		/* a host name or address to resolve later */
+	CHECK_NAME,		/* a client or server name */
+};
+
+struct rule {
+	const char *section;	/* libconfuse calls the top level "root" */
+	const char *option;
+	enum check check;
+	long min, max;
+};
+
+static const struct rule rules[] = {
+	{ "root", "private_key_file", CHECK_FILE, 0, 0 },
+	{ "root", "psk_file", CHECK_FILE, 0, 0 },
+	{ "root", "psk_env", CHECK_ENV, 0, 0 },
+	{ "root", "psk_credential", CHECK_CREDENTIAL, 0, 0 },
+	{ "root", "psk_passphrase_salt", CHECK_SALT, 0, 0 },
+	{ "knock", "port", CHECK_RANGE, 1, 65535 },
+	{ "knock", "queue", CHECK_RANGE, 0, 65535 },
+	{ "knock", "window", CHECK_RANGE, 1, 3600 },
+	{ "knock", "open_seconds", CHECK_RANGE, 1, SECONDS_PER_DAY },
+	{ "knock", "max_open_seconds", CHECK_RANGE, 1, SECONDS_PER_DAY },
+	{ "knock", "nft_family", CHECK_FAMILY, 0, 0 },
+	{ "knock", "nft_table", CHECK_NFT_NAME, 0, 0 },
+	{ "knock", "nft_set4", CHECK_NFT_NAME, 0, 0 },
+	{ "knock", "nft_set6", CHECK_NFT_NAME, 0, 0 },
+	{ "tunnel", "listen", CHECK_ADDRESS, 0, 0 },
+	{ "tunnel", "egress", CHECK_RANGE, 1, 65535 },
+	{ "client", "public_key", CHECK_KEY, 0, 0 },
+	{ "client", "open", CHECK_RANGE, 1, 65535 },
+	{ "client", "expires", CHECK_DATE, 0, 0 },
+	{ "server", "address", CHECK_HOST, 0, 0 },
+	{ "server", "tunnel_port", CHECK_RANGE, 1, 65535 },
+	{ "server", "knock_port", CHECK_RANGE, 1, 65535 },
+	{ "server", "public_key", CHECK_KEY, 0, 0 },
+	{ "forward", "listen", CHECK_ADDRESS, 0, 0 },
+	{ "forward", "server", CHECK_NAME, 0, 0 },
+	{ "forward", "port", CHECK_RANGE, 1, 65535 },
+};
+
+static int parse_number(cfg_t *sec, cfg_opt_t *opt, const char *value,
+			void *result);
+
+/* The PSK options, at most one of which may be set. */
+#define PSK_OPTS \
+	CFG_STR("psk_file", NULL, CFGF_NODEFAULT), \
+	CFG_STR("psk_env", NULL, CFGF_NODEFAULT), \
+	CFG_STR("psk_credential", NULL, CFGF_NODEFAULT), \
+	CFG_STR("psk_passphrase_salt", NULL, CFGF_NODEFAULT)
+
+static const struct {
+	const char *option;
+	enum psk_kind kind;
+} psk_options[] = {
+	{ "psk_file", PSK_FILE },
+	{ "psk_env", PSK_ENV },
+	{ "psk_credential", PSK_CREDENTIAL },
+	{ "psk_passphrase_salt", PSK_PASSPHRASE },
+};
+
+static cfg_opt_t knock_opts[] = {
+	CFG_INT_CB("port", DEFAULT_KNOCK_PORT, CFGF_NONE, parse_number),
+	CFG_INT_CB("queue", 0, CFGF_NONE, parse_number),
+	CFG_INT_CB("window", 30, CFGF_NONE, parse_number),
+	CFG_INT_CB("open_seconds", 30, CFGF_NONE, parse_number),
+	CFG_INT_CB("max_open_seconds", 300, CFGF_NONE, parse_number),
+	CFG_STR("nft_family", "inet", CFGF_NONE),
+	CFG_STR("nft_table", "postern", CFGF_NONE),
+	CFG_STR("nft_set4", "allow4", CFGF_NONE),
+	CFG_STR("nft_set6", "allow6", CFGF_NONE),
+	CFG_BOOL("allow_target", cfg_false, CFGF_NONE),
+	CFG_END()
+};
+
+static cfg_opt_t tunnel_opts[] = {
+	CFG_STR_LIST("listen", "{\"0.0.0.0:8443\", \"[::]:8443\"}", CFGF_NONE),
+	CFG_INT_LIST_CB("egress", "{22}", CFGF_NONE, parse_number),
+	CFG_END()
+};
+
+static cfg_opt_t client_opts[] = {
+	CFG_STR("public_key", NULL, CFGF_NODEFAULT),
+	CFG_INT_LIST_CB("open", "{8443}", CFGF_NONE, parse_number),
+	CFG_STR("expires", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static cfg_opt_t server_file_opts[] = {
+	CFG_STR("private_key_file", "server.key", CFGF_NONE),
+	PSK_OPTS,
+	CFG_SEC("knock", knock_opts, CFGF_NONE),
+	CFG_SEC("tunnel", tunnel_opts, CFGF_NONE),
+	CFG_SEC("client", client_opts,
+		CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_END()
+};
+
+static cfg_opt_t server_opts[] = {
+	CFG_STR("address", NULL, CFGF_NODEFAULT),
+	CFG_INT_CB("tunnel_port", DEFAULT_TUNNEL_PORT, CFGF_NONE, parse_number),
+	CFG_INT_CB("knock_port", DEFAULT_KNOCK_PORT, CFGF_NONE, parse_number),
+	CFG_STR("public_key", NULL, CFGF_NODEFAULT),
+	CFG_END()
+};
+
+static cfg_opt_t forward_opts[] = {
+	CFG_STR("listen", NULL, CFGF_NODEFAULT),
+	CFG_STR("server", NULL, CFGF_NODEFAULT),
+	CFG_INT_CB("port", 0, CFGF_NODEFAULT, parse_number),
+	CFG_END()
+};
+
+static cfg_opt_t cli_file_opts[] = {
+	CFG_STR("private_key_file", "admin.key", CFGF_NONE),
+	PSK_OPTS,
+	CFG_SEC("server", server_opts,
+		CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_SEC("forward", forward_opts, CFGF_MULTI),
+	CFG_END()
+};
+
+/* Where a value was set: opt NULL marks where its section began. */
+struct note {
+	const cfg_t *sec;
+	const char *opt;
+	int line;
+};
+
+/*
+ * The state of one load. libconfuse's callbacks carry no pointer of ours,
+ * and its lexer is global anyway, so this is too.
+ */
+static struct {
+	const char *path;
+	const char *titled;	/* the file's kind of titled section */
+	char *err;
+	size_t err_len;
+	cfg_t *root;		/* NULL while cfg_init parses the defaults */
+	struct note *notes;
+	size_t n_notes, cap;
+	bool oom;
+} ctx;
+
+static void note(const cfg_t *sec, const char *opt, int line)
+{
+	if (ctx.n_notes == ctx.cap) {
+		size_t cap = ctx.cap ? 2 * ctx.cap : 64;
+		struct note *n = reallocarray(ctx.notes, cap, sizeof(*n));
+
+		if (!n) {
+			ctx.oom = true;
+			return;
+		}
+		ctx.notes = n;
+		ctx.cap = cap;
+	}
+	ctx.notes[ctx.n_notes++] = (struct note){ sec, opt, line };
+}
+
+/* Where opt was last set in sec; else where sec began; else where it
+ * ended (a section in which no value was set). */
+static int line_of(const cfg_t *sec, const char *opt)
+{
+	size_t i;
+
+	for (i = ctx.n_notes; opt && i-- > 0;)
+		if (ctx.notes[i].sec == sec && ctx.notes[i].opt &&
+		    strcmp(ctx.notes[i].opt, opt) == 0)
+			return ctx.notes[i].line;
+	for (i = ctx.n_notes; i-- > 0;)
+		if (ctx.notes[i].sec == sec && !ctx.notes[i].opt)
+			return ctx.notes[i].line;
+	return sec->line;
+}
+
+static bool name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+/* Names appear in logs and on command lines: a small alphabet, and no
+ * leading '-' that would read as an option. */
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NAME_MAX_LEN || !name_char(s[0]))
+		return false;
+	for (; *s; s++)
+		if (!name_char(*s) && *s != '.' && *s != '_' && *s != '-' &&
+		    *s != '@')
+			return false;
+	return true;
+}
+
+/* "knock: ", "client \"alice\": ", or nothing at the top level. A title
+ * that is not a valid name is left out: it may hold anything. */
+static void section_label(char *buf, size_t len, const cfg_t *sec)
+{
+	if (!sec || sec == ctx.root)
+		buf[0] = '\0';
+	else if (sec->title && name_ok(sec->title))
+		snprintf(buf, len, "%s \"%s\": ", sec->name, sec->title);
+	else
+		snprintf(buf, len, "%s: ", sec->name);
+}
+
+/* The first error wins: what follows is usually a consequence. */
+__attribute__((format(printf, 4, 0)))
+static void verror(const cfg_t *sec, int line, const char *opt,
+		   const char *fmt, va_list ap)
+{
+	char msg[256], label[NAME_MAX_LEN + 32], where[32] = "";
+	char *p;
+
+	if (ctx.err_len == 0 || ctx.err[0])
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	section_label(label, sizeof(label), sec);
+	if (line > 0)
+		snprintf(where, sizeof(where), "%d:", line);
+	snprintf(ctx.err, ctx.err_len, "%s:%s %s%s%s%s", ctx.path, where,
+		 label, opt ? opt : "", opt ? ": " : "", msg);
+	/* One line, whatever a quoted token held. */
+	for (p = ctx.err; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			*p = '?';
+}
+
+__attribute__((format(printf, 4, 5)))
+static void fail(const cfg_t *sec, int line, const char *opt,
+		 const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	verror(sec, line, opt, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * libconfuse's own messages name the option already, except the one for a
+ * second section of the same title (without CFGF_NO_TITLE_DUPES it would
+ * silently replace the first): say which kind, and where the first is.
+ */
+__attribute__((format(printf, 2, 0)))
+static void on_confuse_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	const char *title;
+	cfg_t *first;
+
+	if (cfg == ctx.root && ctx.titled &&
+	    strcmp(fmt, "found duplicate title '%s'") == 0) {
+		title = va_arg(ap, const char *);
+		first = cfg_gettsec(cfg, ctx.titled, title);
+		if (first) {
+			fail(first, cfg->line, NULL, "defined twice (first on "
+			     "line %d)", line_of(first, NULL));
+			return;
+		}
+	}
+	verror(NULL, cfg ? cfg->line : 0, NULL, fmt, ap);
+}
+
+static const struct rule *find_rule(const char *section, const char *option)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (strcmp(rules[i].section, section) == 0 &&
+		    strcmp(rules[i].option, option) == 0)
+			return &rules[i];
+	return NULL;
+}
+
+/*
+ * Integers in decimal only: libconfuse's own strtol(…, 0) would read
+ * "0022" as octal 18. Too many digits saturate, to fail the range check.
+ */
+static int parse_number(cfg_t *sec, cfg_opt_t *opt, const char *value,
+			void *result)
+{
+	const char *p = value;
+	bool neg = *p == '-';
+	long v = 0;
+
+	if (neg)
+		p++;
+	if (!*p) {
+		fail(sec, sec->line, opt->name, "not a number");
+		return -1;
+	}
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9') {
+			fail(sec, sec->line, opt->name, "not a number");
+			return -1;
+		}
+		v = v <= (LONG_MAX - 9) / 10 ? 10 * v + (*p - '0') : LONG_MAX;
+	}
+	*(long *)result = neg ? -v : v;
+	return 0;
+}
+
+static bool port_text(const char *s, uint16_t *port)
+{
+	unsigned long v = 0;
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		if (s[n] < '0' || s[n] > '9' || n >= 5)
+			return false;
+		v = 10 * v + (unsigned long)(s[n] - '0');
+	}
+	if (n == 0 || v < 1 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+bool config_parse_address(const char *text, struct sockaddr_storage *sa,
+			  socklen_t *sa_len)
+{
+	struct sockaddr_storage tmp;
+	char host[INET6_ADDRSTRLEN];
+	const char *h, *end, *port;
+	uint16_t p;
+	size_t hlen;
+	bool v6 = text[0] == '[';
+
+	if (!sa)
+		sa = &tmp;
+	if (v6) {
+		h = text + 1;
+		end = strchr(h, ']');
+		if (!end || end[1] != ':')
+			return false;
+		port = end + 2;
+	} else {
+		h = text;
+		end = strrchr(text, ':');
+		if (!end)
+			return false;
+		port = end + 1;
+	}
+	hlen = (size_t)(end - h);
+	if (hlen == 0 || hlen >= sizeof(host) || !port_text(port, &p))
+		return false;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+
+	memset(sa, 0, sizeof(*sa));
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
+			return false;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(p);
+		if (sa_len)
+			*sa_len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return false;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(p);
+		if (sa_len)
+			*sa_len = sizeof(*s4);
+	}
+	return true;
+}
+
+static bool leap(long y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil), without the process's time zone. */
+static int64_t days_from_civil(long y, long m, long d)
+{
+	long era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return (int64_t)era * 146097 + doe - 719468;
+}
+
+/*
+ * "YYYY-MM-DD": valid through the end of that day, UTC. The result is the
+ * first second refused, the next midnight UTC.
+ */
+static bool parse_date(const char *s, int64_t *expires_at)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+				     30, 31 };
+	long y, m, d;
+	int i;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return false;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return false;
+	y = strtol(s, NULL, 10);
+	m = strtol(s + 5, NULL, 10);
+	d = strtol(s + 8, NULL, 10);
+	if (y < 1970 || m < 1 || m > 12 || d < 1 ||
+	    d > mdays[m - 1] + (m == 2 && leap(y)))
+		return false;
+	*expires_at = (days_from_civil(y, m, d) + 1) * SECONDS_PER_DAY;
+	return true;
+}
+
+static bool env_name_ok(const char *s)
+{
+	if (!*s || (*s >= '0' && *s <= '9'))
+		return false;
+	for (; *s; s++)
+		if (!name_char(*s) && *s != '_')
+			return false;
+	return true;
+}
+
+/* A file name under $CREDENTIALS_DIRECTORY. */
+static bool credential_ok(const char *s)
+{
+	return *s && !strchr(s, '/') && strcmp(s, ".") != 0 &&
+	       strcmp(s, "..") != 0 && strlen(s) <= NAME_MAX;
+}
+
+/* The nft scanner's identifiers, less '/'; these names are also printed
+ * into the ruleset of --print-nft, which must stay one token each. */
+static bool nft_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NFT_NAME_MAX_LEN ||
+	    (s[0] >= '0' && s[0] <= '9') || s[0] == '-' || s[0] == '.')
+		return false;
+	for (; *s; s++)
+		if (!name_char(*s) && *s != '_' && *s != '-' && *s != '.')
+			return false;
+	return true;
+}
+
+static bool host_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > HOST_MAX_LEN)
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+			return false;
+	return true;
+}
+
+static int check_number(cfg_t *sec, cfg_opt_t *opt, const struct rule *r,
+			long v)
+{
+	if (v < r->min || v > r->max) {
+		fail(sec, sec->line, opt->name, "must be between %ld and %ld",
+		     r->min, r->max);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_string(cfg_t *sec, cfg_opt_t *opt, const struct rule *r,
+			const char *s)
+{
+	uint8_t key[KEY_LEN];
+	int64_t t;
+	const char *why = NULL;
+
+	switch (r->check) {
+	case CHECK_RANGE:
+		break;
+	case CHECK_FILE:
+		if (!*s)
+			why = "must not be empty";
+		break;
+	case CHECK_ENV:
+		if (!env_name_ok(s))
+			why = "not a valid environment variable name";
+		break;
+	case CHECK_CREDENTIAL:
+		if (!credential_ok(s))
+			why = "not a valid credential name";
+		break;
+	case CHECK_SALT:
+		if (strlen(s) < PSK_SALT_MIN_LEN)
+			why = "must be at least 8 bytes long";
+		break;
+	case CHECK_FAMILY:
+		if (strcmp(s, "inet") && strcmp(s, "ip") && strcmp(s, "ip6"))
+			why = "must be one of inet, ip, ip6";
+		break;
+	case CHECK_NFT_NAME:
+		if (!nft_name_ok(s))
+			why = "not a valid nftables name (a letter or '_', "
+			      "then letters, digits, '_', '-' or '.')";
+		break;
+	case CHECK_ADDRESS:
+		if (!config_parse_address(s, NULL, NULL))
+			why = "not ADDRESS:PORT or [IPV6]:PORT (numeric "
+			      "address, port 1 to 65535)";
+		break;
+	case CHECK_KEY:
+		/* Never echo it: the wrong key may be a private one. */
+		if (!key_from_base64(key, s))
+			why = "not a valid key (expected 44 characters of "
+			      "base64)";
+		wipe(key, sizeof(key));
+		break;
+	case CHECK_DATE:
+		if (!parse_date(s, &t))
+			why = "not a valid date (expected YYYY-MM-DD)";
+		break;
+	case CHECK_HOST:
+		if (!host_ok(s))
+			why = "not a valid host name or address";
+		break;
+	case CHECK_NAME:
+		if (!name_ok(s))
+			why = "not a valid name";
+		break;
+	}
+	if (why) {
+		fail(sec, sec->line, opt->name, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Called by libconfuse after each value it sets (for a list, after each
+ * element and again at the closing brace), while sec->line is still that
+ * value's line. The root's line stays where a section opened until the
+ * section closes: that is where the section began.
+ */
+static int check_value(cfg_t *sec, cfg_opt_t *opt)
+{
+	const struct rule *r;
+	unsigned int n = cfg_opt_size(opt);
+
+	if (!ctx.root)
+		return 0;	/* cfg_init reading our own defaults */
+	if (sec != ctx.root &&
+	    (ctx.n_notes == 0 || ctx.notes[ctx.n_notes - 1].sec != sec))
+		note(sec, NULL, ctx.root->line);
+	note(sec, opt->name, sec->line);
+	r = find_rule(sec->name, opt->name);
+	if (!r || n == 0)
+		return 0;
+	if (opt->type == CFGT_INT)
+		return check_number(sec, opt, r, cfg_opt_getnint(opt, n - 1));
+	if (opt->type == CFGT_STR)
+		return check_string(sec, opt, r, cfg_opt_getnstr(opt, n - 1));
+	return 0;
+}
+
+/* One callback for every option, set in the tables before cfg_init copies
+ * them, rather than a cfg_set_validate_func call per option and section. */
+static void attach_checks(cfg_opt_t *opts)
+{
+	for (; opts->name; opts++) {
+		if (opts->type == CFGT_SEC)
+			attach_checks(opts->subopts);
+		else
+			opts->validcb = check_value;
+	}
+}
+
+/*
+ * libconfuse 3.3 counts each comment as one to three extra lines, so every
+ * line number after a comment is wrong; it refuses a comment inside a list;
+ * and it takes a section still open at the end of the file as closed. So
+ * comments are blanked out before it sees the text, newlines kept, and
+ * braces are counted. Quoting follows its lexer: a backslash escapes the
+ * next byte in either kind of string; anywhere else "#" and "//" start a
+ * comment to the end of the line, and slash-star one to the next star-slash.
+ */
+static bool prepare_text(char *s, size_t len)
+{
+	int opened[MAX_DEPTH], line = 1, start;
+	size_t i = 0, depth = 0;
+	char q;
+
+	while (i < len) {
+		if (s[i] == '\n') {
+			line++;
+			i++;
+		} else if (s[i] == '{') {
+			if (depth < MAX_DEPTH)
+				opened[depth] = line;
+			depth++;
+			i++;
+		} else if (s[i] == '}') {
+			depth -= depth > 0;	/* an extra one is libconfuse's */
+			i++;
+		} else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
+			/* ${VAR}: one token to libconfuse, braces and all */
+			while (i < len && s[i] != '}')
+				line += s[i++] == '\n';
+			i += i < len;
+		} else if (s[i] == '"' || s[i] == '\'') {
+			q = s[i++];
+			start = line;
+			for (; i < len && s[i] != q; i++) {
+				if (s[i] == '\\' && i + 1 < len)
+					i++;
+				if (s[i] == '\n')
+					line++;
+			}
+			if (i == len) {
+				fail(NULL, start, NULL, "unterminated string");
+				return false;
+			}
+			i++;
+		} else if (s[i] == '#' ||
+			   (s[i] == '/' && i + 1 < len && s[i + 1] == '/')) {
+			while (i < len && s[i] != '\n')
+				s[i++] = ' ';
+		} else if (s[i] == '/' && i + 1 < len && s[i + 1] == '*') {
+			start = line;
+			s[i++] = ' ';
+			s[i++] = ' ';
+			while (i < len && !(s[i] == '*' && i + 1 < len &&
+					    s[i + 1] == '/')) {
+				if (s[i] == '\n')
+					line++;
+				else
+					s[i] = ' ';
+				i++;
+			}
+			if (i == len) {
+				fail(NULL, start, NULL, "unterminated comment");
+				return false;
+			}
+			s[i++] = ' ';
+			s[i++] = ' ';
+		} else {
+			i++;
+		}
+	}
+	/* At the end of the file libconfuse takes a section as closed. */
+	if (depth > 0) {
+		fail(NULL, opened[(depth < MAX_DEPTH ? depth : MAX_DEPTH) - 1],
+		     NULL, "'{' is never closed");
+		return false;
+	}
+	return true;
+}
+
+static char *read_config(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	size_t got = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		fail(NULL, 0, NULL, "%s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		fail(NULL, 0, NULL, "%s", strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fail(NULL, 0, NULL, "%s", strerror(EISDIR));
+		close(fd);
+		return NULL;
+	}
+	/* Whoever may write it decides who gets in, as with ssh's
+	 * authorized_keys. */
+	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		fail(NULL, 0, NULL, "writable by group or others; fix with: "
+		     "chmod go-w %s", path);
+		close(fd);
+		return NULL;
+	}
+	buf = malloc(CONFIG_MAX_SIZE + 1);
+	if (!buf) {
+		fail(NULL, 0, NULL, "out of memory");
+		close(fd);
+		return NULL;
+	}
+	while (got <= CONFIG_MAX_SIZE &&
+	       (n = read(fd, buf + got, CONFIG_MAX_SIZE + 1 - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fail(NULL, 0, NULL, "%s", strerror(errno));
+			goto bad;
+		}
+		got += (size_t)n;
+	}
+	if (got > CONFIG_MAX_SIZE) {
+		fail(NULL, 0, NULL, "larger than 1 MiB");
+		goto bad;
+	}
+	if (memchr(buf, '\0', got)) {
+		fail(NULL, 0, NULL, "holds a NUL byte: not a text file");
+		goto bad;
+	}
+	buf[got] = '\0';
+	close(fd);
+	*len = got;
+	return buf;
+bad:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+static void end_parse(cfg_t *cfg)
+{
+	if (cfg)
+		cfg_free(cfg);
+	free(ctx.notes);
+	ctx.notes = NULL;
+	ctx.n_notes = ctx.cap = 0;
+	ctx.root = NULL;
+}
+
+static cfg_t *parse(const char *path, cfg_opt_t *opts, char *err,
+		    size_t err_len)
+{
+	cfg_t *cfg;
+	FILE *fp;
+	char *text;
+	size_t len;
+	int rc = CFG_SUCCESS;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.path = path;
+	ctx.titled = opts == server_file_opts ? "client" : "server";
+	ctx.err = err;
+	ctx.err_len = err_len;
+	if (err_len)
+		err[0] = '\0';
+
+	text = read_config(path, &len);
+	if (!text)
+		return NULL;
+	if (!prepare_text(text, len)) {
+		free(text);
+		return NULL;
+	}
+	attach_checks(opts);
+	cfg = cfg_init(opts, CFGF_NONE);
+	if (!cfg) {
+		free(text);
+		fail(NULL, 0, NULL, "out of memory");
+		return NULL;
+	}
+	cfg_set_error_function(cfg, on_confuse_error);
+	ctx.root = cfg;
+	if (len > 0) {
+		fp = fmemopen(text, len, "r");
+		rc = fp ? cfg_parse_fp(cfg, fp) : CFG_PARSE_ERROR;
+		if (fp)
+			fclose(fp);
+	}
+	free(text);
+	if (rc != CFG_SUCCESS || ctx.oom) {
+		/* libconfuse stops silently on a few lexer errors. */
+		fail(NULL, 0, NULL, ctx.oom ? "out of memory" : "syntax error");
+		end_parse(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+/* The absolute directory of the config file, for relative paths in it. */
+static char *config_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char cwd[PATH_MAX], *dir;
+
+	if (path[0] == '/')
+		return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (!slash)
+		return strdup(cwd);
+	if (asprintf(&dir, "%s/%.*s", strcmp(cwd, "/") ? cwd : "",
+		     (int)(slash - path), path) < 0)
+		return NULL;
+	return dir;
+}
+
+static char *resolve(const char *dir, const char *file)
+{
+	char *abs;
+
+	if (file[0] == '/')
+		return strdup(file);
+	if (asprintf(&abs, "%s/%s", strcmp(dir, "/") ? dir : "", file) < 0)
+		return NULL;
+	return abs;
+}
+
+/* libconfuse wants a non-const cfg_t for lookups it does not modify. */
+static const char *get_str(cfg_t *sec, const char *opt)
+{
+	return cfg_size(sec, opt) ? cfg_getstr(sec, opt) : NULL;
+}
+
+static bool check_psk(cfg_t *cfg)
+{
+	size_t n = sizeof(psk_options) / sizeof(psk_options[0]), i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = i + 1; j < n; j++) {
+			const char *a = psk_options[i].option;
+			const char *b = psk_options[j].option;
+			int la, lb;
+
+			if (!cfg_size(cfg, a) || !cfg_size(cfg, b))
+				continue;
+			la = line_of(cfg, a);
+			lb = line_of(cfg, b);
+			if (la > lb) {
+				const char *o = a;
+				int l = la;
+
+				a = b, la = lb;
+				b = o, lb = l;
+			}
+			fail(cfg, lb, b, "conflicts with %s on line %d: set "
+			     "only one PSK source", a, la);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool load_psk(struct psk_source *psk, cfg_t *cfg, const char *dir)
+{
+	size_t i;
+
+	psk->kind = PSK_FILE;
+	psk->value = resolve(dir, "psk");
+	for (i = 0; i < sizeof(psk_options) / sizeof(psk_options[0]); i++) {
+		const char *v = get_str(cfg, psk_options[i].option);
+
+		if (!v)
+			continue;
+		free(psk->value);
+		psk->kind = psk_options[i].kind;
+		psk->value = psk->kind == PSK_FILE ? resolve(dir, v) : strdup(v);
+	}
+	return psk->value != NULL;
+}
+
+/* Ports of a list option: NULL and 0 for an empty list. */
+static bool get_ports(cfg_t *sec, const char *opt, uint16_t **out, size_t *n)
+{
+	unsigned int i;
+
+	*n = cfg_size(sec, opt);
+	*out = NULL;
+	if (*n == 0)
+		return true;
+	*out = calloc(*n, sizeof(**out));
+	if (!*out)
+		return false;
+	for (i = 0; i < *n; i++)
+		(*out)[i] = (uint16_t)cfg_getnint(sec, opt, i);
+	return true;
+}
+
+/* Names of titled sections; libconfuse already refused duplicates. */
+static bool check_titles(cfg_t *cfg, const char *kind)
+{
+	unsigned int n = cfg_size(cfg, kind), i;
+
+	for (i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, kind, i);
+
+		if (!name_ok(s->title)) {
+			fail(s, line_of(s, NULL), NULL, "not a valid name "
+			     "(letters, digits, '.', '_', '-', '@'; up to %d, "
+			     "beginning with a letter or digit)", NAME_MAX_LEN);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool require(cfg_t *sec, const char *opt)
+{
+	if (cfg_size(sec, opt))
+		return true;
+	fail(sec, line_of(sec, NULL), opt, "missing");
+	return false;
+}
+
+static bool check_knock(cfg_t *k)
+{
+	long open = cfg_getint(k, "open_seconds");
+	long max = cfg_getint(k, "max_open_seconds");
+
+	if (max < open) {
+		/* Blame whichever of the two the file set last. */
+		if (line_of(k, "max_open_seconds") >= line_of(k, "open_seconds"))
+			fail(k, line_of(k, "max_open_seconds"),
+			     "max_open_seconds",
+			     "must be at least open_seconds (%ld)", open);
+		else
+			fail(k, line_of(k, "open_seconds"), "open_seconds",
+			     "must not exceed max_open_seconds (%ld)", max);
+		return false;
+	}
+	if (strcmp(cfg_getstr(k, "nft_set4"), cfg_getstr(k, "nft_set6")) == 0) {
+		fail(k, line_of(k, "nft_set6"), "nft_set6",
+		     "must differ from nft_set4");
+		return false;
+	}
+	return true;
+}
+
+static bool check_tunnel(cfg_t *t)
+{
+	if (cfg_size(t, "listen") == 0) {
+		fail(t, line_of(t, "listen"), "listen",
+		     "must name at least one address");
+		return false;
+	}
+	return true;
+}
+
+static bool check_clients(cfg_t *cfg)
+{
+	unsigned int n = cfg_size(cfg, "client"), i, j;
+	uint8_t ki[KEY_LEN], kj[KEY_LEN];
+
+	if (!check_titles(cfg, "client"))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!require(cfg_getnsec(cfg, "client", i), "public_key"))
+			return false;
+	for (i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "client", i);
+
+		key_from_base64(ki, cfg_getstr(s, "public_key"));
+		for (j = 0; j < i; j++) {
+			cfg_t *t = cfg_getnsec(cfg, "client", j);
+
+			key_from_base64(kj, cfg_getstr(t, "public_key"));
+			if (memcmp(ki, kj, KEY_LEN) == 0) {
+				fail(s, line_of(s, "public_key"), "public_key",
+				     "same key as client \"%s\" (line %d)",
+				     t->title, line_of(t, "public_key"));
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static bool fill_knock(struct knock_config *k, cfg_t *s)
+{
+	k->port = (uint16_t)cfg_getint(s, "port");
+	k->queue = (uint16_t)cfg_getint(s, "queue");
+	k->window = (unsigned int)cfg_getint(s, "window");
+	k->open_seconds = (unsigned int)cfg_getint(s, "open_seconds");
+	k->max_open_seconds = (unsigned int)cfg_getint(s, "max_open_seconds");
+	k->allow_target = cfg_getbool(s, "allow_target");
+	k->nft_family = strdup(cfg_getstr(s, "nft_family"));
+	k->nft_table = strdup(cfg_getstr(s, "nft_table"));
+	k->nft_set4 = strdup(cfg_getstr(s, "nft_set4"));
+	k->nft_set6 = strdup(cfg_getstr(s, "nft_set6"));
+	return k->nft_family && k->nft_table && k->nft_set4 && k->nft_set6;
+}
+
+static bool fill_tunnel(struct tunnel_config *t, cfg_t *s)
+{
+	unsigned int n = cfg_size(s, "listen"), i;
+
+	t->listen = calloc(n, sizeof(*t->listen));
+	if (!t->listen)
+		return false;
+	for (t->n_listen = 0; t->n_listen < n; t->n_listen++) {
+		i = (unsigned int)t->n_listen;
+		t->listen[i] = strdup(cfg_getnstr(s, "listen", i));
+		if (!t->listen[i])
+			return false;
+	}
+	return get_ports(s, "egress", &t->egress, &t->n_egress);
+}
+
+static bool fill_clients(struct server_config *c, cfg_t *cfg)
+{
+	unsigned int n = cfg_size(cfg, "client");
+
+	if (n == 0)
+		return true;
+	c->clients = calloc(n, sizeof(*c->clients));
+	if (!c->clients)
+		return false;
+	for (c->n_clients = 0; c->n_clients < n; c->n_clients++) {
+		cfg_t *s = cfg_getnsec(cfg, "client", (unsigned int)c->n_clients);
+		struct client_entry *e = &c->clients[c->n_clients];
+		const char *expires = get_str(s, "expires");
+
+		e->line = (unsigned int)line_of(s, NULL);
+		key_from_base64(e->public_key, cfg_getstr(s, "public_key"));
+		if (expires)
+			parse_date(expires, &e->expires_at);
+		e->name = strdup(s->title);
+		if (!e->name || !get_ports(s, "open", &e->open, &e->n_open)) {
+			c->n_clients++;	/* so that free sees it */
+			return false;
+		}
+	}
+	return true;
+}
+
+bool server_config_load(struct server_config *c, const char *path,
+			char *err, size_t err_len)
+{
+	cfg_t *cfg;
+	char *dir = NULL;
+	bool ok;
+
+	memset(c, 0, sizeof(*c));
+	cfg = parse(path, server_file_opts, err, err_len);
+	if (!cfg)
+		return false;
+	ok = check_psk(cfg) && check_knock(cfg_getsec(cfg, "knock")) &&
+	     check_tunnel(cfg_getsec(cfg, "tunnel")) && check_clients(cfg);
+	if (ok) {
+		dir = config_dir(path);
+		if (!dir)
+			fail(NULL, 0, NULL, "cannot resolve relative paths: %s",
+			     strerror(errno));
+		ok = dir &&
+		     (c->path = strdup(path)) &&
+		     (c->private_key_file = resolve(dir,
+				cfg_getstr(cfg, "private_key_file"))) &&
+		     load_psk(&c->psk, cfg, dir) &&
+		     fill_knock(&c->knock, cfg_getsec(cfg, "knock")) &&
+		     fill_tunnel(&c->tunnel, cfg_getsec(cfg, "tunnel")) &&
+		     fill_clients(c, cfg);
+		if (dir && !ok)
+			fail(NULL, 0, NULL, "out of memory");
+	}
+	free(dir);
+	end_parse(cfg);
+	if (!ok)
+		server_config_free(c);
+	return ok;
+}
+
+void server_config_free(struct server_config *c)
+{
+	size_t i;
+
+	free(c->path);
+	free(c->private_key_file);
+	free(c->psk.value);
+	free(c->knock.nft_family);
+	free(c->knock.nft_table);
+	free(c->knock.nft_set4);
+	free(c->knock.nft_set6);
+	for (i = 0; i < c->tunnel.n_listen; i++)
+		free(c->tunnel.listen[i]);
+	free(c->tunnel.listen);
+	free(c->tunnel.egress);
+	for (i = 0; i < c->n_clients; i++) {
+		free(c->clients[i].name);
+		free(c->clients[i].open);
+	}
+	free(c->clients);
+	memset(c, 0, sizeof(*c));
+}
+
+static bool check_servers(cfg_t *cfg)
+{
+	unsigned int n = cfg_size(cfg, "server"), i;
+
+	if (!check_titles(cfg, "server"))
+		return false;
+	for (i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "server", i);
+
+		if (!require(s, "address") || !require(s, "public_key"))
+			return false;
+	}
+	return true;
+}
+
+static bool server_named(cfg_t *cfg, const char *name)
+{
+	unsigned int n = cfg_size(cfg, "server"), i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(cfg_getnsec(cfg, "server", i)->title, name) == 0)
+			return true;
+	return false;
+}
+
+static bool check_forwards(cfg_t *cfg)
+{
+	unsigned int n = cfg_size(cfg, "forward"), i, j;
+
+	for (i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "forward", i);
+		const char *name;
+
+		if (!require(s, "listen") || !require(s, "server") ||
+		    !require(s, "port"))
+			return false;
+		name = cfg_getstr(s, "server");
+		if (!server_named(cfg, name)) {
+			fail(s, line_of(s, "server"), "server",
+			     "no server \"%s\" is configured", name);
+			return false;
+		}
+		for (j = 0; j < i; j++) {
+			cfg_t *t = cfg_getnsec(cfg, "forward", j);
+
+			if (strcmp(cfg_getstr(s, "listen"),
+				   cfg_getstr(t, "listen")) == 0) {
+				fail(s, line_of(s, "listen"), "listen",
+				     "already used by the forward on line %d",
+				     line_of(t, NULL));
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+static bool fill_servers(struct cli_config *c, cfg_t *cfg)
+{
+	unsigned int n = cfg_size(cfg, "server");
+
+	if (n == 0)
+		return true;
+	c->servers = calloc(n, sizeof(*c->servers));
+	if (!c->servers)
+		return false;
+	for (c->n_servers = 0; c->n_servers < n; c->n_servers++) {
+		cfg_t *s = cfg_getnsec(cfg, "server", (unsigned int)c->n_servers);
+		struct server_entry *e = &c->servers[c->n_servers];
+
+		e->tunnel_port = (uint16_t)cfg_getint(s, "tunnel_port");
+		e->knock_port = (uint16_t)cfg_getint(s, "knock_port");
+		key_from_base64(e->public_key, cfg_getstr(s, "public_key"));
+		e->name = strdup(s->title);
+		e->address = strdup(cfg_getstr(s, "address"));
+		if (!e->name || !e->address) {
+			c->n_servers++;
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool fill_forwards(struct cli_config *c, cfg_t *cfg)
+{
+	unsigned int n = cfg_size(cfg, "forward");
+
+	if (n == 0)
+		return true;
+	c->forwards = calloc(n, sizeof(*c->forwards));
+	if (!c->forwards)
+		return false;
+	for (c->n_forwards = 0; c->n_forwards < n; c->n_forwards++) {
+		cfg_t *s = cfg_getnsec(cfg, "forward", (unsigned int)c->n_forwards);
+		struct forward_entry *e = &c->forwards[c->n_forwards];
+
+		e->port = (uint16_t)cfg_getint(s, "port");
+		e->listen = strdup(cfg_getstr(s, "listen"));
+		e->server = strdup(cfg_getstr(s, "server"));
+		if (!e->listen || !e->server) {
+			c->n_forwards++;
+			return false;
+		}
+	}
+	return true;
+}
+
+bool cli_config_load(struct cli_config *c, const char *path,
+		     char *err, size_t err_len)
+{
+	cfg_t *cfg;
+	char *dir = NULL;
+	bool ok;
+
+	memset(c, 0, sizeof(*c));
+	cfg = parse(path, cli_file_opts, err, err_len);
+	if (!cfg)
+		return false;
+	ok = check_psk(cfg) && check_servers(cfg) && check_forwards(cfg);
+	if (ok) {
+		dir = config_dir(path);
+		if (!dir)
+			fail(NULL, 0, NULL, "cannot resolve relative paths: %s",
+			     strerror(errno));
+		ok = dir &&
+		     (c->path = strdup(path)) &&
+		     (c->private_key_file = resolve(dir,
+				cfg_getstr(cfg, "private_key_file"))) &&
+		     load_psk(&c->psk, cfg, dir) &&
+		     fill_servers(c, cfg) && fill_forwards(c, cfg);
+		if (dir && !ok)
+			fail(NULL, 0, NULL, "out of memory");
+	}
+	free(dir);
+	end_parse(cfg);
+	if (!ok)
+		cli_config_free(c);
+	return ok;
+}
+
+void cli_config_free(struct cli_config *c)
+{
+	size_t i;
+
+	free(c->path);
+	free(c->private_key_file);
+	free(c->psk.value);
+	for (i = 0; i < c->n_servers; i++) {
+		free(c->servers[i].name);
+		free(c->servers[i].address);
+	}
+	free(c->servers);
+	for (i = 0; i < c->n_forwards; i++) {
+		free(c->forwards[i].listen);
+		free(c->forwards[i].server);
+	}
+	free(c->forwards);
+	memset(c, 0, sizeof(*c));
+}
+
+static const char *home_dir(void)
+{
+	const char *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (home && *home)
+		return home;
+	pw = getpwuid(getuid());
+	return pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : NULL;
+}
+
+bool cli_config_default_path(char *buf, size_t len)
+{
+	const char *v;
+	int n;
+
+	if ((v = getenv("POSTERN_HOME")) && *v)
+		n = snprintf(buf, len, "%s/" POSTERN_CONFIG_NAME, v);
+	else if ((v = getenv("XDG_CONFIG_HOME")) && v[0] == '/')
+		/* The XDG spec: a relative path there is to be ignored. */
+		n = snprintf(buf, len, "%s/postern/" POSTERN_CONFIG_NAME, v);
+	else if ((v = home_dir()))
+		n = snprintf(buf, len, "%s/.config/postern/" POSTERN_CONFIG_NAME,
+			     v);
+	else
+		return false;
+	return n >= 0 && (size_t)n < len;
+}
+
+const struct client_entry *server_config_find_client(
+    const struct server_config *c, const uint8_t public_key[KEY_LEN])
+{
+	size_t i;
+
+	for (i = 0; i < c->n_clients; i++)
+		if (memcmp(c->clients[i].public_key, public_key, KEY_LEN) == 0)
+			return &c->clients[i];
+	return NULL;
+}
+
+bool client_expired(const struct client_entry *e, int64_t now)
+{
+	return e->expires_at != 0 && now >= e->expires_at;
+}
+
+const struct server_entry *cli_config_find_server(const struct cli_config *c,
+						   const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_servers; i++)
+		if (strcmp(c->servers[i].name, name) == 0)
+			return &c->servers[i];
+	return NULL;
+}

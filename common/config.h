@@ -1,0 +1,132 @@
+/*
+ * Configuration files, read with libconfuse: the server's (read by both
+ * daemons) and the CLI's. docs/CONFIG.md is the reference of every option.
+ *
+ * Loading either file checks everything a later step would trip on (ranges,
+ * keys, dates, addresses, duplicates, names that must resolve), so a loaded
+ * config is one the daemons and the CLI can use as it is. Nothing of
+ * libconfuse shows here: callers see plain structs.
+ *
+ * The loaders are not reentrant (libconfuse's lexer is global state): load
+ * from one thread at a time.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "crypto.h"
+
+#define POSTERN_SERVER_CONFIG "/etc/postern/postern.conf"
+#define POSTERN_CONFIG_NAME "postern.conf"
+
+#define DEFAULT_KNOCK_PORT 62201
+#define DEFAULT_TUNNEL_PORT 8443
+
+/* Where the fleet PSK comes from; the loader of the key is psk.h. */
+enum psk_kind { PSK_FILE, PSK_ENV, PSK_CREDENTIAL, PSK_PASSPHRASE };
+
+struct psk_source {
+	enum psk_kind kind;
+	/* FILE: absolute path; ENV: variable name; CREDENTIAL: credential
+	 * name; PASSPHRASE: the salt */
+	char *value;
+};
+
+struct knock_config {
+	uint16_t port;			/* UDP port knocks are sent to */
+	uint16_t queue;			/* NFQUEUE number */
+	unsigned int window;		/* seconds of clock skew accepted */
+	unsigned int open_seconds, max_open_seconds;
+	char *nft_family, *nft_table, *nft_set4, *nft_set6;
+	bool allow_target;		/* honour the knock's target field */
+};
+
+struct tunnel_config {
+	char **listen;			/* "ADDR:PORT" or "[V6]:PORT", checked */
+	size_t n_listen;
+	uint16_t *egress;		/* loopback ports clients may reach */
+	size_t n_egress;
+};
+
+struct client_entry {
+	char *name;
+	uint8_t public_key[KEY_LEN];
+	uint16_t *open;			/* ports a knock opens */
+	size_t n_open;
+	/* unix seconds of the first instant refused; 0 = never */
+	int64_t expires_at;
+	unsigned int line;		/* of the section, for messages */
+};
+
+struct server_config {
+	char *path;			/* as given to the loader */
+	char *private_key_file;		/* absolute */
+	struct psk_source psk;
+	struct knock_config knock;
+	struct tunnel_config tunnel;
+	struct client_entry *clients;
+	size_t n_clients;
+};
+
+struct server_entry {
+	char *name;
+	char *address;			/* host name or address, unresolved */
+	uint16_t tunnel_port, knock_port;
+	uint8_t public_key[KEY_LEN];
+};
+
+struct forward_entry {
+	char *listen;			/* "ADDR:PORT" or "[V6]:PORT", checked */
+	char *server;			/* names an entry of servers */
+	uint16_t port;			/* on the server's loopback */
+};
+
+struct cli_config {
+	char *path;			/* as given to the loader */
+	char *private_key_file;		/* absolute */
+	struct psk_source psk;
+	struct server_entry *servers;
+	size_t n_servers;
+	struct forward_entry *forwards;
+	size_t n_forwards;
+};
+
+/*
+ * Load and check a whole file. On failure returns false, leaves *c empty
+ * (safe to free) and writes one line into err, naming the file, the line and
+ * the option: "/etc/postern/postern.conf:12: knock: window: must be between
+ * 1 and 3600". The loaders never print.
+ */
+bool server_config_load(struct server_config *c, const char *path,
+			char *err, size_t err_len);
+void server_config_free(struct server_config *c);
+bool cli_config_load(struct cli_config *c, const char *path,
+		     char *err, size_t err_len);
+void cli_config_free(struct cli_config *c);
+
+/* $POSTERN_HOME/postern.conf, else $XDG_CONFIG_HOME/postern/postern.conf,
+ * else ~/.config/postern/postern.conf. False if there is no home or buf is
+ * too small. */
+bool cli_config_default_path(char *buf, size_t len);
+
+/* NULL when no client has this key. Expiry is not checked here. */
+const struct client_entry *server_config_find_client(
+    const struct server_config *c, const uint8_t public_key[KEY_LEN]);
+/* True once the client's expiry date has passed at unix time now. */
+bool client_expired(const struct client_entry *e, int64_t now);
+const struct server_entry *cli_config_find_server(const struct cli_config *c,
+						   const char *name);
+
+/*
+ * Parse "ADDR:PORT" (IPv4) or "[ADDR]:PORT" (IPv6), numeric only, port
+ * 1..65535, into a socket address. The loaders check listen options with it;
+ * the daemons and the CLI bind with it.
+ */
+bool config_parse_address(const char *text, struct sockaddr_storage *sa,
+			  socklen_t *sa_len);
+
+#endif
