@@ -9,12 +9,12 @@
 static const struct {
 	const char *name;
 	int (*main)(const struct cli_options *, int, char *[]);
-	const char *usage;
 	const char *description;
 } commands[] = {
-	{ "genkey", genkey_main, "", "generate a private key" },
-	{ "pubkey", pubkey_main, "", "read a private key on stdin, write its public key" },
-	{ "genpsk", genpsk_main, "", "generate a pre-shared key" },
+	{ "genkey", genkey_main, "generate a private key" },
+	{ "pubkey", pubkey_main, "read a private key on stdin, write its public key" },
+	{ "genpsk", genpsk_main, "generate a pre-shared key" },
+	{ "knock", knock_main, "open servers' gates: knock NAME... | --all [--target ADDR] [--wait]" },
 };
 
 static void usage(FILE *f)

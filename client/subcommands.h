@@ -14,5 +14,6 @@ struct cli_options {
 int genkey_main(const struct cli_options *opt, int argc, char *argv[]);
 int genpsk_main(const struct cli_options *opt, int argc, char *argv[]);
 int pubkey_main(const struct cli_options *opt, int argc, char *argv[]);
+int knock_main(const struct cli_options *opt, int argc, char *argv[]);
 
 #endif

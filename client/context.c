@@ -1,0 +1,60 @@
+/* Loading the CLI's config and secrets. */
+#include "context.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "keys.h"
+#include "psk.h"
+
+bool client_ctx_load(struct client_ctx *ctx, const struct cli_options *opt)
+{
+	char path[PATH_MAX], err[512];
+	uint8_t priv[KEY_LEN];
+	bool ok;
+
+	memset(ctx, 0, sizeof(*ctx));
+	if (opt->config_path)
+		snprintf(path, sizeof(path), "%s", opt->config_path);
+	else if (!cli_config_default_path(path, sizeof(path))) {
+		fprintf(stderr, "%s: no configuration: set POSTERN_HOME or HOME, "
+			"or use -c FILE\n", PROG_NAME);
+		return false;
+	}
+	if (!cli_config_load(&ctx->cfg, path, err, sizeof(err))) {
+		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
+		return false;
+	}
+	ok = key_load_secret_file(priv, ctx->cfg.private_key_file, err, sizeof(err));
+	if (ok && !noise_keypair_init(&ctx->key, priv)) {
+		snprintf(err, sizeof(err), "%s: not a usable private key",
+			 ctx->cfg.private_key_file);
+		ok = false;
+	}
+	wipe(priv, sizeof(priv));
+	if (ok)
+		ok = psk_load(ctx->psk, &ctx->cfg.psk, err, sizeof(err));
+	if (!ok) {
+		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
+		client_ctx_free(ctx);
+	}
+	return ok;
+}
+
+void client_ctx_free(struct client_ctx *ctx)
+{
+	cli_config_free(&ctx->cfg);
+	wipe(ctx, sizeof(*ctx));
+}
+
+const struct server_entry *client_ctx_server(const struct client_ctx *ctx,
+					     const char *name)
+{
+	const struct server_entry *s = cli_config_find_server(&ctx->cfg, name);
+
+	if (!s)
+		fprintf(stderr, "%s: no server '%s' in %s\n", PROG_NAME, name,
+			ctx->cfg.path);
+	return s;
+}

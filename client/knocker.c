@@ -1,0 +1,72 @@
+/* Sending a knock. */
+#include "knocker.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "knock.h"
+
+bool resolve_server(const struct server_entry *s, uint16_t port,
+		    struct sockaddr_storage *sa, socklen_t *len,
+		    char *err, size_t err_len)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_DGRAM }, *res;
+	char service[8];
+	int rc;
+
+	snprintf(service, sizeof(service), "%u", port);
+	rc = getaddrinfo(s->address, service, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s: cannot resolve %s: %s", s->name,
+			 s->address, gai_strerror(rc));
+		return false;
+	}
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return true;
+}
+
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
+		const struct sockaddr_storage *sa, socklen_t len,
+		const uint8_t *target, char *err, size_t err_len)
+{
+	struct knock_payload p = { .timestamp_ms = realtime_ms() };
+	uint8_t pkt[KNOCK_LEN];
+	ssize_t n;
+	int fd;
+
+	if (target)
+		memcpy(p.target, target, sizeof(p.target));
+	if (!knock_build(pkt, &ctx->key, s->public_key, ctx->psk, &p)) {
+		snprintf(err, err_len, "%s: cannot build a knock", s->name);
+		return false;
+	}
+	fd = socket(sa->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, err_len, "%s: socket: %s", s->name, strerror(errno));
+		return false;
+	}
+	n = sendto(fd, pkt, sizeof(pkt), 0, (const struct sockaddr *)sa, len);
+	close(fd);
+	if (n != (ssize_t)sizeof(pkt)) {
+		snprintf(err, err_len, "%s: sending the knock to %s: %s", s->name,
+			 s->address, n < 0 ? strerror(errno) : "short write");
+		return false;
+	}
+	return true;
+}

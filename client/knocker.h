@@ -1,0 +1,21 @@
+/* Sending a knock, and waiting for the gate it opens. */
+#ifndef POSTERN_KNOCKER_H
+#define POSTERN_KNOCKER_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "context.h"
+
+/* Resolve a server's address (a name or a literal) for UDP or TCP. */
+bool resolve_server(const struct server_entry *s, uint16_t port,
+		    struct sockaddr_storage *sa, socklen_t *len,
+		    char *err, size_t err_len);
+
+/* Send one knock to s at sa (its knock port). target: NULL, or the address
+ * (16-byte form) the server should open instead of the packet's source. */
+bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
+		const struct sockaddr_storage *sa, socklen_t len,
+		const uint8_t *target, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# posternd against the real kernel: two network namespaces on a veth pair,
+# real nftables sets, the queue rule installed with iptables-nft (this
+# kernel lacks nft's queue statement). Each refused knock must open nothing,
+# and the daemon must keep opening for valid knocks afterwards.
+#
+# usage: knockd_test.sh POSTERN POSTERND KNOCK_CRAFT
+set -u
+POSTERN=$(realpath "$1") POSTERND=$(realpath "$2") CRAFT=$(realpath "$3")
+. "$(dirname "$0")/netns_lib.sh"
+
+require_root_netns
+command -v iptables-nft >/dev/null || skip "iptables-nft is not installed"
+netns_setup knock
+
+QUEUE=3 KPORT=62201
+# Extra client addresses: each case knocks from its own, so the per-source
+# rate limit never interferes with what a case tests.
+for i in $(seq 10 40); do
+	ip -n "$NS_C" addr add "198.51.100.$i/24" dev veth-c
+done
+next_src=10
+new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
+
+umask 077
+cd "$TMP"
+for k in server other alice bob carol; do
+	"$POSTERN" genkey > $k.key
+	"$POSTERN" pubkey < $k.key > $k.pub
+done
+"$POSTERN" genpsk > psk
+"$POSTERN" genpsk > otherpsk
+
+write_server_conf() {	# extra text for the knock section
+	cat > server.conf <<CONF
+private_key_file = "server.key"
+psk_file = "psk"
+knock {
+	port = $KPORT
+	queue = $QUEUE
+	window = 30
+	open_seconds = 30
+	max_open_seconds = 120
+	$1
+}
+tunnel {
+	listen = {"$SERVER4:8443"}
+	egress = {22}
+}
+client "alice" {
+	public_key = "$(cat alice.pub)"
+	open = {8443, 2222}
+}
+client "bob" {
+	public_key = "$(cat bob.pub)"
+	open = {8443}
+	expires = "2020-01-31"
+}
+CONF
+}
+write_server_conf ""
+cat > client.conf <<CONF
+private_key_file = "alice.key"
+psk_file = "psk"
+server "web1" {
+	address = "$SERVER4"
+	knock_port = $KPORT
+	tunnel_port = 8443
+	public_key = "$(cat server.pub)"
+}
+server "web1v6" {
+	address = "$SERVER6"
+	knock_port = $KPORT
+	tunnel_port = 8443
+	public_key = "$(cat server.pub)"
+}
+CONF
+
+# The ruleset posternd prints, with two changes for this kernel: the
+# queue statement becomes a drop (iptables-nft queues instead, at a
+# priority that runs first), and our chain runs after it.
+"$POSTERND" --print-nft -c server.conf > printed.nft
+sed -e 's/priority filter;/priority filter + 10;/' \
+    -e 's/queue num [0-9]* bypass/drop/' printed.nft > ruleset.nft
+check "printed ruleset loads (queue statement replaced)" in_server nft -f ruleset.nft
+in_server iptables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num $QUEUE
+in_server ip6tables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num $QUEUE
+
+set_has() {	# set_has SET ADDR PORT
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -qE "(^|[ {,])$2 \. $3 "
+}
+set_count() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -oE "[0-9a-f:.]+ \. [0-9]+ timeout" | wc -l
+}
+# Seconds left of ADDR . PORT in SET, from "expires 1m29s870ms".
+expires_ms() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -oE "$2 \. $3 timeout [^,}]* expires [0-9hms]+" |
+		sed -E 's/.*expires //' |
+		awk '{ t=0; s=$0
+		       if (match(s, /[0-9]+h/)) t += substr(s, RSTART, RLENGTH-1) * 3600000
+		       if (match(s, /[0-9]+m[^s]/)) t += substr(s, RSTART, RLENGTH-2) * 60000
+		       if (match(s, /[0-9]+m$/)) t += substr(s, RSTART, RLENGTH-1) * 60000
+		       if (match(s, /[0-9]+s/)) t += substr(s, RSTART, RLENGTH-1) * 1000
+		       if (match(s, /[0-9]+ms/)) t += substr(s, RSTART, RLENGTH-2)
+		       print t }'
+}
+flush_sets() {
+	in_server nft flush set inet postern allow4
+	in_server nft flush set inet postern allow6
+}
+craft() {	# craft [options]: a knock from alice, sent from $SRC
+	in_client "$CRAFT" -k alice.key -s "$(cat server.pub)" -p psk -b "$SRC" "$@" $SERVER4 $KPORT
+}
+# A refused knock opens nothing at all; then a valid knock from the same
+# source still opens, so "nothing" was not a dead daemon.
+opens_nothing() {
+	sleep 0.3
+	[ "$(set_count allow4)" -eq 0 ] && [ "$(set_count allow6)" -eq 0 ] || return 1
+	craft || return 1
+	wait_for 3 set_has allow4 "$SRC" 8443 || return 1
+	flush_sets
+}
+
+start_posternd() {
+	start_bg "$NS_S" "$POSTERND" -c server.conf
+	POSTERND_PID=$LAST_PID
+	# ready once the queue is bound in the server's namespace
+	wait_for 5 in_server grep -qE "^ *$QUEUE " /proc/net/netfilter/nfnetlink_queue
+}
+
+check "posternd -t passes" in_server "$POSTERND" -t -c server.conf
+check "posternd starts and binds queue $QUEUE" start_posternd
+
+export -f in_server in_client set_has set_count wait_for expires_ms
+export NS_S NS_C CLIENT4 CLIENT6 SERVER4
+check "postern knock opens exactly alice's ports for her address" bash -c '
+	in_client "$0" -c client.conf knock web1 || exit 1
+	wait_for 3 set_has allow4 $CLIENT4 8443 && set_has allow4 $CLIENT4 2222 &&
+	[ "$(set_count allow4)" -eq 2 ] && [ "$(set_count allow6)" -eq 0 ]' "$POSTERN"
+e=$(expires_ms allow4 $CLIENT4 8443)
+check "the element's timeout is open_seconds (30 s): ${e:-none} ms left" \
+	test "${e:-0}" -gt 27000 -a "${e:-0}" -le 30000
+sleep 2
+in_client "$POSTERN" -c client.conf knock web1
+sleep 0.3
+e2=$(expires_ms allow4 $CLIENT4 8443)
+check "a re-knock extends the timeout (${e:-?} ms → ${e2:-?} ms, 2 s later)" \
+	test "${e2:-0}" -gt $(( ${e:-0} - 500 ))
+flush_sets
+
+check "IPv6: a knock opens alice's ports in allow6" bash -c '
+	in_client "$0" -c client.conf knock web1v6 || exit 1
+	wait_for 3 set_has allow6 $CLIENT6 8443 && set_has allow6 $CLIENT6 2222 &&
+	[ "$(set_count allow6)" -eq 2 ] && [ "$(set_count allow4)" -eq 0 ]' "$POSTERN"
+flush_sets
+
+# Nothing listens on the tunnel port yet: a TCP reset proves the firewall
+# let us through, and --wait says exactly that.
+check "postern knock --wait sees the gate open (tunnel port answers)" bash -c '
+	out=$(in_client "$0" -c client.conf knock --wait web1 2>&1); rc=$?
+	echo "$out"
+	[ $rc -eq 1 ] && echo "$out" | grep -q "the gate opened but the tunnel port 8443 refused"' "$POSTERN"
+check "without a knock, the tunnel port is silent (dropped, not refused)" bash -c '
+	in_server nft flush set inet postern allow4
+	in_client timeout 2 bash -c "exec 3<>/dev/tcp/$SERVER4/8443" 2>/dev/null
+	[ $? -eq 124 ]'
+flush_sets
+
+new_src; craft -w captured.knock
+wait_for 3 set_has allow4 "$SRC" 8443
+flush_sets
+new_src
+check "the same packet replayed opens nothing" bash -c '
+	in_client "$0" -r captured.knock -b "$1" $2 $3; sleep 0.3
+	[ "$(set_count allow4)" -eq 0 ]' "$CRAFT" "$SRC" $SERVER4 $KPORT
+
+new_src
+check "a knock made for another server opens nothing" bash -c '
+	in_client "$0" -k alice.key -s "$(cat other.pub)" -p psk -b "$1" $2 $3' \
+	"$CRAFT" "$SRC" $SERVER4 $KPORT
+check "  ...and the daemon still opens afterwards" opens_nothing
+
+new_src
+check "an unknown key (carol) opens nothing" \
+	in_client "$CRAFT" -k carol.key -s "$(cat server.pub)" -p psk -b "$SRC" $SERVER4 $KPORT
+check "  ...and the daemon still opens afterwards" opens_nothing
+
+new_src
+check "an expired client (bob) opens nothing" \
+	in_client "$CRAFT" -k bob.key -s "$(cat server.pub)" -p psk -b "$SRC" $SERVER4 $KPORT
+check "  ...and the daemon still opens afterwards" opens_nothing
+
+new_src
+check "a wrong PSK opens nothing" \
+	in_client "$CRAFT" -k alice.key -s "$(cat server.pub)" -p otherpsk -b "$SRC" $SERVER4 $KPORT
+check "  ...and the daemon still opens afterwards" opens_nothing
+
+new_src
+check "a timestamp 60 s in the past opens nothing" craft -o -60000
+check "  ...and the daemon still opens afterwards" opens_nothing
+new_src
+check "a timestamp 60 s in the future opens nothing" craft -o 60000
+check "  ...and the daemon still opens afterwards" opens_nothing
+
+for byte in 0 1 40 100 128 129 144; do
+	new_src
+	check "a flipped bit in byte $byte opens nothing" craft -f $byte
+	check "  ...and the daemon still opens afterwards" opens_nothing
+done
+
+new_src
+check "a truncated knock (144 bytes) opens nothing" craft -l 144
+check "  ...and the daemon still opens afterwards" opens_nothing
+new_src
+check "an extended knock (146 bytes) opens nothing" craft -l 146
+check "  ...and the daemon still opens afterwards" opens_nothing
+
+new_src
+check "a target override opens nothing when allow_target = false" craft -t 203.0.113.5
+check "  ...and the daemon still opens afterwards" bash -c '
+	! in_server nft list set inet postern allow4 | grep -q 203.0.113.5' 
+check "  ...and the daemon still opens afterwards" opens_nothing
+
+new_src
+check "a flood of 20000 garbage knocks does not stop a valid one" bash -c '
+	in_client "$0" -g 20000 -b "$1" $2 $3 &&
+	in_client "$0" -k alice.key -s "$(cat server.pub)" -p psk -b "$1" $2 $3 &&
+	wait_for 3 set_has allow4 "$1" 8443' "$CRAFT" "$SRC" $SERVER4 $KPORT
+flush_sets
+
+check "posternd is still running after all of that" kill -0 "$POSTERND_PID"
+
+# After a restart, a knock captured before it opens nothing.
+new_src; craft -w before-restart.knock
+wait_for 3 set_has allow4 "$SRC" 8443
+flush_sets
+stop_pid "$POSTERND_PID"
+check "posternd restarts" start_posternd
+check "a knock captured before the restart opens nothing after it" bash -c '
+	in_client "$0" -r before-restart.knock -b "$1" $2 $3; sleep 0.3
+	[ "$(set_count allow4)" -eq 0 ]' "$CRAFT" "$SRC" $SERVER4 $KPORT
+
+check "a queue already bound gives a clear error" bash -c '
+	out=$(in_server "$0" -c server.conf 2>&1); rc=$?
+	echo "$out (exit $rc)"
+	[ $rc -eq 1 ] && echo "$out" | grep -q "queue 3 is already bound by another process"' "$POSTERND"
+
+# allow_target = true honours the target, after a SIGHUP reload.
+write_server_conf "allow_target = true"
+kill -HUP "$POSTERND_PID"
+sleep 0.5
+new_src
+check "after SIGHUP with allow_target = true, the target is opened" bash -c '
+	in_client "$0" -k alice.key -s "$(cat server.pub)" -p psk -b "$1" -t 203.0.113.5 $2 $3 &&
+	wait_for 3 set_has allow4 203.0.113.5 8443' "$CRAFT" "$SRC" $SERVER4 $KPORT
+flush_sets
+
+write_server_conf 'nft_set6 = "nosuch6"'
+check "posternd -t fails naming a missing set and the command to create it" bash -c '
+	out=$(in_server "$0" -t -c server.conf 2>&1); rc=$?
+	echo "$out"
+	[ $rc -eq 1 ] && [ $(echo "$out" | wc -l) -eq 1 ] &&
+	echo "$out" | grep -q "nft add set inet postern nosuch6 .{ type ipv6_addr . inet_service; flags timeout; }."' "$POSTERND"
+
+kill -TERM "$POSTERND_PID"
+wait "$POSTERND_PID"
+check "posternd exits with status 0 on SIGTERM" test $? -eq 0
+check "and its queue is unbound" bash -c '! in_server grep -qE "^ *3 " /proc/net/netfilter/nfnetlink_queue'
+finish

@@ -1,0 +1,109 @@
+# Shared by the network-namespace tests: two hosts on a veth pair, a server
+# and a client, named uniquely per test run so tests can run side by side.
+# Source it, then call netns_setup. Everything is removed on exit.
+#
+#   server: 198.51.100.1/24, 2001:db8:51::1/64   (namespace $NS_S)
+#   client: 198.51.100.2/24, 2001:db8:51::2/64   (namespace $NS_C)
+
+SERVER4=198.51.100.1 CLIENT4=198.51.100.2
+SERVER6=2001:db8:51::1 CLIENT6=2001:db8:51::2
+
+TEST_FAILS=0 TEST_CHECKS=0
+PIDS=()
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+require_root_netns() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces and nftables"
+	command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
+	command -v nft >/dev/null || skip "nftables (nft) is not installed"
+	ip netns add "pst-probe-$$" 2>/dev/null || skip "cannot create network namespaces here"
+	ip netns del "pst-probe-$$"
+}
+
+netns_cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null
+	done
+	ip netns del "$NS_S" 2>/dev/null
+	ip netns del "$NS_C" 2>/dev/null
+	[ -n "${TMP:-}" ] && rm -rf "$TMP"
+}
+
+netns_setup() {
+	local tag=$1
+	NS_S="pst-$tag-s-$$"
+	NS_C="pst-$tag-c-$$"
+	TMP=$(mktemp -d "/tmp/postern-$tag-XXXXXX")
+	trap netns_cleanup EXIT
+	trap "exit 143" TERM INT
+	ip netns add "$NS_S"
+	ip netns add "$NS_C"
+	ip link add veth-s netns "$NS_S" type veth peer name veth-c netns "$NS_C"
+	ip -n "$NS_S" addr add "$SERVER4/24" dev veth-s
+	ip -n "$NS_C" addr add "$CLIENT4/24" dev veth-c
+	ip -n "$NS_S" addr add "$SERVER6/64" dev veth-s nodad
+	ip -n "$NS_C" addr add "$CLIENT6/64" dev veth-c nodad
+	for ns in "$NS_S" "$NS_C"; do
+		ip -n "$ns" link set lo up
+	done
+	ip -n "$NS_S" link set veth-s up
+	ip -n "$NS_C" link set veth-c up
+}
+
+in_server() { ip netns exec "$NS_S" "$@"; }
+in_client() { ip netns exec "$NS_C" "$@"; }
+
+# Start a program in the background in a namespace and remember its pid
+# (ip netns exec execs the program: the pid is the program's own).
+start_bg() {	# start_bg NAMESPACE PROGRAM ARGS...
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@" &
+	PIDS+=($!)
+	LAST_PID=$!
+}
+
+stop_pid() {
+	local pid=$1
+	kill "$pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	kill -9 "$pid" 2>/dev/null
+	return 1
+}
+
+# wait_for SECONDS COMMAND...: poll every 50 ms until it succeeds.
+wait_for() {
+	local limit=$(( $1 * 20 ))
+	shift
+	for _ in $(seq "$limit"); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+check() {
+	local what=$1
+	shift
+	TEST_CHECKS=$((TEST_CHECKS + 1))
+	if "$@"; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what"
+		TEST_FAILS=$((TEST_FAILS + 1))
+	fi
+}
+
+finish() {
+	echo "$((TEST_CHECKS - TEST_FAILS)) passed, $TEST_FAILS failed"
+	[ "$TEST_FAILS" -eq 0 ]
+}
