@@ -56,6 +56,7 @@ struct rule {
 
 static const struct rule rules[] = {
 	{ "root", "private_key_file", CHECK_FILE, 0, 0 },
+	{ "root", "private_key_credential", CHECK_CREDENTIAL, 0, 0 },
 	{ "root", "psk_file", CHECK_FILE, 0, 0 },
 	{ "root", "psk_env", CHECK_ENV, 0, 0 },
 	{ "root", "psk_credential", CHECK_CREDENTIAL, 0, 0 },
@@ -132,6 +133,7 @@ static cfg_opt_t client_opts[] = {
 
 static cfg_opt_t server_file_opts[] = {
 	CFG_STR("private_key_file", "server.key", CFGF_NONE),
+	CFG_STR("private_key_credential", NULL, CFGF_NODEFAULT),
 	PSK_OPTS,
 	CFG_SEC("knock", knock_opts, CFGF_NONE),
 	CFG_SEC("tunnel", tunnel_opts, CFGF_NONE),
@@ -200,6 +202,16 @@ static void note(const cfg_t *sec, const char *opt, int line)
 		ctx.cap = cap;
 	}
 	ctx.notes[ctx.n_notes++] = (struct note){ sec, opt, line };
+}
+
+/* True when the file itself set opt in sec (not only its default). */
+static bool set_in_file(const cfg_t *sec, const char *opt)
+{
+	for (size_t i = 0; i < ctx.n_notes; i++)
+		if (ctx.notes[i].sec == sec && ctx.notes[i].opt &&
+		    strcmp(ctx.notes[i].opt, opt) == 0)
+			return true;
+	return false;
 }
 
 /* Where opt was last set in sec; else where sec began; else where it
@@ -863,6 +875,17 @@ static const char *get_str(cfg_t *sec, const char *opt)
 	return cfg_size(sec, opt) ? cfg_getstr(sec, opt) : NULL;
 }
 
+static bool check_key_source(cfg_t *cfg)
+{
+	if (!cfg_size(cfg, "private_key_credential") ||
+	    !set_in_file(cfg, "private_key_file"))
+		return true;
+	fail(cfg, line_of(cfg, "private_key_credential"), "private_key_credential",
+	     "conflicts with private_key_file on line %d: set only one",
+	     line_of(cfg, "private_key_file"));
+	return false;
+}
+
 static bool check_psk(cfg_t *cfg)
 {
 	size_t n = sizeof(psk_options) / sizeof(psk_options[0]), i, j;
@@ -1085,7 +1108,8 @@ bool server_config_load(struct server_config *c, const char *path,
 	cfg = parse(path, server_file_opts, err, err_len);
 	if (!cfg)
 		return false;
-	ok = check_psk(cfg) && check_knock(cfg_getsec(cfg, "knock")) &&
+	ok = check_key_source(cfg) && check_psk(cfg) &&
+	     check_knock(cfg_getsec(cfg, "knock")) &&
 	     check_tunnel(cfg_getsec(cfg, "tunnel")) && check_clients(cfg);
 	if (ok) {
 		dir = config_dir(path);
@@ -1096,6 +1120,9 @@ bool server_config_load(struct server_config *c, const char *path,
 		     (c->path = strdup(path)) &&
 		     (c->private_key_file = resolve(dir,
 				cfg_getstr(cfg, "private_key_file"))) &&
+		     (!get_str(cfg, "private_key_credential") ||
+		      (c->private_key_credential =
+				strdup(get_str(cfg, "private_key_credential")))) &&
 		     load_psk(&c->psk, cfg, dir) &&
 		     fill_knock(&c->knock, cfg_getsec(cfg, "knock")) &&
 		     fill_tunnel(&c->tunnel, cfg_getsec(cfg, "tunnel")) &&
@@ -1116,6 +1143,7 @@ void server_config_free(struct server_config *c)
 
 	free(c->path);
 	free(c->private_key_file);
+	free(c->private_key_credential);
 	free(c->psk.value);
 	free(c->knock.nft_family);
 	free(c->knock.nft_table);
@@ -1347,4 +1375,13 @@ const struct server_entry *cli_config_find_server(const struct cli_config *c,
 		if (strcmp(c->servers[i].name, name) == 0)
 			return &c->servers[i];
 	return NULL;
+}
+
+bool server_config_load_key(const struct server_config *c,
+			    uint8_t key[KEY_LEN], char *err, size_t err_len)
+{
+	if (c->private_key_credential)
+		return key_load_credential(key, c->private_key_credential,
+					   "private_key_credential", err, err_len);
+	return key_load_secret_file(key, c->private_key_file, err, err_len);
 }

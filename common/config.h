@@ -65,6 +65,7 @@ struct client_entry {
 struct server_config {
 	char *path;			/* as given to the loader */
 	char *private_key_file;		/* absolute */
+	char *private_key_credential;	/* instead of the file, or NULL */
 	struct psk_source psk;
 	struct knock_config knock;
 	struct tunnel_config tunnel;
@@ -112,6 +113,11 @@ void cli_config_free(struct cli_config *c);
  * else ~/.config/postern/postern.conf. False if there is no home or buf is
  * too small. */
 bool cli_config_default_path(char *buf, size_t len);
+
+/* The server's private key: from private_key_credential if set, else from
+ * private_key_file. One line in err on failure. */
+bool server_config_load_key(const struct server_config *c,
+			    uint8_t key[KEY_LEN], char *err, size_t err_len);
 
 /* NULL when no client has this key. Expiry is not checked here. */
 const struct client_entry *server_config_find_client(

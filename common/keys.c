@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -150,5 +151,26 @@ bool key_load_secret_file(uint8_t key[KEY_LEN], const char *path,
 	if (!ok)
 		snprintf(err, err_len, "%s: not a key (expected 44 characters "
 			 "of base64, as written by postern genkey)", path);
+	return ok;
+}
+
+bool key_load_credential(uint8_t key[KEY_LEN], const char *name,
+			 const char *option, char *err, size_t err_len)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char *path;
+	bool ok;
+
+	if (!dir || !*dir) {
+		snprintf(err, err_len, "%s: CREDENTIALS_DIRECTORY is not set; run "
+			 "under systemd with LoadCredential=%s:PATH", option, name);
+		return false;
+	}
+	if (asprintf(&path, "%s/%s", dir, name) < 0) {
+		snprintf(err, err_len, "%s: out of memory", option);
+		return false;
+	}
+	ok = key_load_secret_file(key, path, err, err_len);
+	free(path);
 	return ok;
 }

@@ -27,4 +27,12 @@ bool key_from_text(uint8_t key[KEY_LEN], const char *text, size_t len);
 bool key_load_secret_file(uint8_t key[KEY_LEN], const char *path,
 			  char *err, size_t err_len);
 
+/*
+ * Read a secret from a systemd credential: the file NAME in
+ * $CREDENTIALS_DIRECTORY (LoadCredential=NAME:PATH in the unit). option
+ * names the config option in messages.
+ */
+bool key_load_credential(uint8_t key[KEY_LEN], const char *name,
+			 const char *option, char *err, size_t err_len);
+
 #endif

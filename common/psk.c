@@ -195,28 +195,6 @@ static bool load_env(uint8_t psk[KEY_LEN], const char *name,
 	return true;
 }
 
-static bool load_credential(uint8_t psk[KEY_LEN], const char *name,
-			    char *err, size_t err_len)
-{
-	const char *dir = getenv("CREDENTIALS_DIRECTORY");
-	char *path;
-	bool ok;
-
-	if (!dir || !*dir) {
-		snprintf(err, err_len, "psk_credential: CREDENTIALS_DIRECTORY "
-			 "is not set; run under systemd with "
-			 "LoadCredential=%s:PATH", name);
-		return false;
-	}
-	if (asprintf(&path, "%s/%s", dir, name) < 0) {
-		snprintf(err, err_len, "psk_credential: out of memory");
-		return false;
-	}
-	ok = key_load_secret_file(psk, path, err, err_len);
-	free(path);
-	return ok;
-}
-
 bool psk_load(uint8_t psk[KEY_LEN], const struct psk_source *src,
 	      char *err, size_t err_len)
 {
@@ -232,7 +210,8 @@ bool psk_load(uint8_t psk[KEY_LEN], const struct psk_source *src,
 		ok = load_env(psk, src->value, err, err_len);
 		break;
 	case PSK_CREDENTIAL:
-		ok = load_credential(psk, src->value, err, err_len);
+		ok = key_load_credential(psk, src->value, "psk_credential", err,
+					 err_len);
 		break;
 	case PSK_PASSPHRASE:
 		ok = load_passphrase(psk, src->value, err, err_len);

@@ -84,12 +84,13 @@ static bool load_secrets(const struct server_config *cfg,
 	uint8_t priv[KEY_LEN];
 	bool ok;
 
-	if (!key_load_secret_file(priv, cfg->private_key_file, err, ERR_LEN))
+	if (!server_config_load_key(cfg, priv, err, ERR_LEN))
 		return false;
 	ok = noise_keypair_init(server, priv);
 	wipe(priv, sizeof(priv));
 	if (!ok) {
 		snprintf(err, ERR_LEN, "%s: not a usable private key",
+			 cfg->private_key_credential ? cfg->private_key_credential :
 			 cfg->private_key_file);
 		return false;
 	}

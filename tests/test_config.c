@@ -449,6 +449,39 @@ static void psk_conflicts(void **state)
 		     2, "psk_credential: conflicts with psk_passphrase_salt on line 1");
 }
 
+/* Under systemd both daemons read the server key as a credential. */
+static void private_key_credential(void **state)
+{
+	struct server_config c;
+	uint8_t key[KEY_LEN], want[KEY_LEN];
+	char err[512], dir[512];
+	const char *path = conf("private_key_credential = \"server.key\"\n");
+
+	(void)state;
+	assert_true(server_config_load(&c, path, err, sizeof(err)));
+	assert_string_equal(c.private_key_credential, "server.key");
+
+	unsetenv("CREDENTIALS_DIRECTORY");
+	assert_false(server_config_load_key(&c, key, err, sizeof(err)));
+	assert_non_null(strstr(err, "private_key_credential: CREDENTIALS_DIRECTORY "
+			       "is not set; run under systemd with "
+			       "LoadCredential=server.key:PATH"));
+
+	write_temp_file("server.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", 0400);
+	snprintf(dir, sizeof(dir), "%s", temp_dir_path());
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	assert_true(server_config_load_key(&c, key, err, sizeof(err)));
+	key_of(want, K1);
+	assert_memory_equal(key, want, KEY_LEN);
+	unsetenv("CREDENTIALS_DIRECTORY");
+	server_config_free(&c);
+
+	server_fails("private_key_file = \"k\"\nprivate_key_credential = \"k\"\n", 2,
+		     "private_key_credential: conflicts with private_key_file on line 1");
+	server_fails("private_key_credential = \"../etc/shadow\"\n", 1,
+		     "private_key_credential: not a valid credential name");
+}
+
 static void file_errors(void **state)
 {
 	struct server_config c;
@@ -646,6 +679,7 @@ int main(void)
 		cmocka_unit_test(key_errors),
 		cmocka_unit_test(date_errors),
 		cmocka_unit_test(psk_conflicts),
+		cmocka_unit_test(private_key_credential),
 		cmocka_unit_test(file_errors),
 		cmocka_unit_test(cli_full),
 		cmocka_unit_test(cli_errors),
