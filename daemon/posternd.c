@@ -394,8 +394,9 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (test) {
-		printf("%s: %s is valid: %zu clients, knock port %u, queue %u\n",
-		       PROG_NAME, d.config_path, d.cfg->n_clients, d.cfg->knock.port,
+		printf("%s: %s is valid: %zu client%s, knock port %u, queue %u\n",
+		       PROG_NAME, d.config_path, d.cfg->n_clients,
+		       d.cfg->n_clients == 1 ? "" : "s", d.cfg->knock.port,
 		       d.cfg->knock.queue);
 		status = 0;
 		goto out;
