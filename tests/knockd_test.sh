@@ -76,6 +76,26 @@ server "web1v6" {
 	public_key = "$(cat server.pub)"
 }
 CONF
+# The same server by name, over each family, for --all.
+cat > client-all.conf <<CONF
+private_key_file = "alice.key"
+psk_file = "psk"
+server "byname4" {
+	address = "web1-v4.test"
+	knock_port = $KPORT
+	public_key = "$(cat server.pub)"
+}
+server "byname6" {
+	address = "web1-v6.test"
+	knock_port = $KPORT
+	public_key = "$(cat server.pub)"
+}
+CONF
+client_hosts <<HOSTS
+127.0.0.1 localhost
+$SERVER4 web1-v4.test
+$SERVER6 web1-v6.test
+HOSTS
 
 # The ruleset posternd prints, with two changes for this kernel: the
 # queue statement becomes a drop (iptables-nft queues instead, at a
@@ -164,6 +184,15 @@ check "IPv6: a knock opens alice's ports in allow6" bash -c '
 	wait_for 3 set_has allow6 $CLIENT6 8443 && set_has allow6 $CLIENT6 2222 &&
 	[ "$(set_count allow6)" -eq 2 ] && [ "$(set_count allow4)" -eq 0 ]' "$POSTERN"
 flush_sets
+
+check "knock --all knocks every server, found by host name, v4 and v6" bash -c '
+	in_client "$0" -c client-all.conf knock --all || exit 1
+	wait_for 3 set_has allow4 $CLIENT4 8443 && wait_for 3 set_has allow6 $CLIENT6 8443' "$POSTERN"
+flush_sets
+check "an unknown host name is a clear error (exit 1)" bash -c '
+	sed "s/web1-v4.test/nosuch.test/" client-all.conf > client-bad.conf
+	out=$(in_client "$0" -c client-bad.conf knock byname4 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "byname4: cannot resolve nosuch.test"' "$POSTERN"
 
 # Nothing listens on the tunnel port yet: a TCP reset proves the firewall
 # let us through, and --wait says exactly that.

@@ -35,6 +35,7 @@ netns_cleanup() {
 	done
 	ip netns del "$NS_S" 2>/dev/null
 	ip netns del "$NS_C" 2>/dev/null
+	rm -rf "/etc/netns/$NS_S" "/etc/netns/$NS_C"
 	[ -n "${TMP:-}" ] && rm -rf "$TMP"
 }
 
@@ -57,6 +58,13 @@ netns_setup() {
 	done
 	ip -n "$NS_S" link set veth-s up
 	ip -n "$NS_C" link set veth-c up
+}
+
+# Names the client resolves: ip netns exec puts /etc/netns/NS/hosts in
+# place of /etc/hosts for commands run in the namespace.
+client_hosts() {
+	mkdir -p "/etc/netns/$NS_C"
+	cat > "/etc/netns/$NS_C/hosts"
 }
 
 in_server() { ip netns exec "$NS_S" "$@"; }
