@@ -1,0 +1,114 @@
+/* An established tunnel: Noise transport and yamux, joined. */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct session *session_new(struct tunnel_transport *t,
+			    const struct yamux_config *cfg,
+			    const struct yamux_events *events, void *user)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->mux = yamux_new(cfg, events, user);
+	if (!s->mux) {
+		free(s);
+		return NULL;
+	}
+	s->transport = *t;
+	wipe(t, sizeof(*t));
+	tunnel_reader_init(&s->reader, TUNNEL_EXPECT_TRANSPORT);
+	return s;
+}
+
+void session_free(struct session *s)
+{
+	if (!s)
+		return;
+	yamux_free(s->mux);
+	tunnel_transport_free(&s->transport);
+	wipe(s, sizeof(*s));
+	free(s);
+}
+
+enum session_error session_input(struct session *s, const uint8_t *p,
+				 size_t len, uint64_t now_ms)
+{
+	while (s->error == SESSION_OK && len > 0) {
+		const uint8_t *msg;
+		size_t msg_len, plain_len;
+		enum tunnel_error e = tunnel_read(&s->reader, &p, &len, &msg, &msg_len);
+
+		if (e == TUNNEL_AGAIN)
+			break;
+		if (e != TUNNEL_OK) {
+			s->error = SESSION_E_FRAME;
+			break;
+		}
+		/* Decrypt in place when the message sits in the reader's own
+		 * buffer; a message that arrived whole in p cannot be
+		 * written to, so it goes to the buffer instead. */
+		if (tunnel_open(&s->transport, msg, msg_len, s->reader.buf,
+				&plain_len) != TUNNEL_OK) {
+			s->error = SESSION_E_DECRYPT;
+			break;
+		}
+		if (yamux_input(s->mux, s->reader.buf, plain_len, now_ms) < 0)
+			s->error = SESSION_E_YAMUX;
+	}
+	return s->error;
+}
+
+bool session_output_pending(const struct session *s)
+{
+	return yamux_output_pending(s->mux) > 0;
+}
+
+size_t session_output(struct session *s, uint8_t *out, size_t cap)
+{
+	size_t written = 0;
+
+	while (cap - written > TUNNEL_OVERHEAD && yamux_output_pending(s->mux)) {
+		uint8_t *msg = out + written;
+		uint8_t *plain = msg + TUNNEL_LEN_PREFIX;
+		size_t room = cap - written - TUNNEL_OVERHEAD, n = 0;
+
+		if (room > TUNNEL_MAX_PLAIN)
+			room = TUNNEL_MAX_PLAIN;
+		/* Gather queued frames, in whatever pieces the queue has,
+		 * into one Noise message: few large messages, not one per
+		 * yamux frame. */
+		while (n < room) {
+			const uint8_t *q;
+			size_t avail = yamux_output_peek(s->mux, &q);
+
+			if (avail == 0)
+				break;
+			if (avail > room - n)
+				avail = room - n;
+			memcpy(plain + n, q, avail);
+			yamux_output_consume(s->mux, avail);
+			n += avail;
+		}
+		if (tunnel_seal(&s->transport, plain, n, msg) != TUNNEL_OK) {
+			s->error = SESSION_E_DECRYPT;
+			break;
+		}
+		written += n + TUNNEL_OVERHEAD;
+	}
+	return written;
+}
+
+const char *session_strerror(const struct session *s)
+{
+	switch (s->error) {
+	case SESSION_OK:	return "no error";
+	case SESSION_E_FRAME:	return "malformed frame";
+	case SESSION_E_DECRYPT:	return "a message failed to authenticate";
+	case SESSION_E_YAMUX:	return yamux_strerror(yamux_error(s->mux));
+	case SESSION_E_MEMORY:	return "out of memory";
+	}
+	return "unknown error";
+}

@@ -1,0 +1,58 @@
+/*
+ * An established tunnel: the Noise transport and the yamux session over it,
+ * joined sans-I/O. TCP bytes go in; yamux events come out through the
+ * callbacks; what to send comes out as sealed, framed Noise messages.
+ *
+ *   TCP → tunnel_read → tunnel_open → yamux_input → events
+ *   yamux output → gathered up to 65519 bytes → tunnel_seal → TCP
+ *
+ * A yamux frame may span Noise messages in either direction; neither layer
+ * cares where the other's boundaries fall.
+ */
+#ifndef POSTERN_SESSION_H
+#define POSTERN_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tunnel.h"
+#include "yamux.h"
+
+enum session_error {
+	SESSION_OK = 0,
+	SESSION_E_FRAME,	/* a length prefix out of range */
+	SESSION_E_DECRYPT,	/* a transport message failed to verify */
+	SESSION_E_YAMUX,	/* the yamux session ended: see yamux_error() */
+	SESSION_E_MEMORY,
+};
+
+struct session {
+	struct tunnel_reader reader;
+	struct tunnel_transport transport;
+	struct yamux_session *mux;
+	enum session_error error;
+};
+
+/* Take over t (it is wiped in the caller's copy) and start yamux. */
+struct session *session_new(struct tunnel_transport *t,
+			    const struct yamux_config *cfg,
+			    const struct yamux_events *events, void *user);
+void session_free(struct session *s);
+
+/* Bytes read from TCP. SESSION_OK, or the error that ended the session
+ * (the same one on every later call). */
+enum session_error session_input(struct session *s, const uint8_t *p,
+				 size_t len, uint64_t now_ms);
+
+/* True while there is something to send. */
+bool session_output_pending(const struct session *s);
+
+/* Seal what yamux has queued into out (cap bytes, at least
+ * TUNNEL_OVERHEAD + 1): whole framed messages only. Returns the bytes
+ * written; 0 when nothing is queued. */
+size_t session_output(struct session *s, uint8_t *out, size_t cap);
+
+const char *session_strerror(const struct session *s);
+
+#endif

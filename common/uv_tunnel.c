@@ -1,0 +1,595 @@
+/* The libuv side of an established tunnel: TCP pump and stream relays. */
+#include "uv_tunnel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of the peer's stream kept before the relay starts (copies). */
+struct uvt_pending {
+	struct uvt_pending *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct conn_write {
+	uv_write_t req;
+	struct uvt_conn *conn;
+	size_t len;
+	uint8_t data[];
+};
+
+struct local_write {
+	uv_write_t req;
+	struct uvt_stream *stream;
+	size_t len;
+	uint8_t data[];
+};
+
+#define CONN_WRITE_MAX (256 * 1024)
+
+uint64_t uvt_now_ms(uv_loop_t *loop)
+{
+	return uv_now(loop);
+}
+
+static void stream_push(struct uvt_stream *s);
+static void stream_maybe_done(struct uvt_stream *s);
+static void stream_write_local(struct uvt_stream *s, const uint8_t *p, size_t n);
+
+/* The connection. */
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	struct uvt_conn *c = h->data;
+
+	if (--c->handles_open == 0 && c->hooks->freed)
+		c->hooks->freed(c);
+}
+
+static void conn_end(struct uvt_conn *c, const char *error)
+{
+	if (c->ended)
+		return;
+	c->ended = true;
+	if (c->hooks->ended)
+		c->hooks->ended(c, error);
+	/* Every stream hears on_closed from yamux_free and lets go of c. */
+	session_free(c->sess);
+	c->sess = NULL;
+	uv_close((uv_handle_t *)&c->tick, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+}
+
+static void conn_tick(uv_timer_t *t);
+
+/* Wake up when yamux next has something to do (a ping, a timeout). */
+static void rearm_tick(struct uvt_conn *c)
+{
+	uint64_t next = yamux_next_tick(c->sess->mux), now = uv_now(c->tcp.loop);
+
+	if (next == UINT64_MAX)
+		uv_timer_stop(&c->tick);
+	else
+		uv_timer_start(&c->tick, conn_tick, next > now ? next - now : 1, 0);
+}
+
+static void conn_write_done(uv_write_t *req, int status)
+{
+	struct conn_write *w = (struct conn_write *)req;
+	struct uvt_conn *c = w->conn;
+
+	c->inflight -= w->len;
+	free(w);
+	if (c->ended)
+		return;
+	if (status < 0) {
+		conn_end(c, uv_strerror(status));
+		return;
+	}
+	uvt_conn_flush(c);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct uvt_conn *c = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+}
+
+static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct uvt_conn *c = st->data;
+	enum session_error rc;
+
+	(void)buf;
+	if (c->ended || n == 0)
+		return;
+	if (n < 0) {
+		conn_end(c, n == UV_EOF ? NULL : uv_strerror((int)n));
+		return;
+	}
+	c->bytes_in += (uint64_t)n;
+	rc = session_input(c->sess, c->rbuf, (size_t)n, uv_now(c->tcp.loop));
+	if (!c->authenticated && c->sess->transport.recv.n > 0) {
+		c->authenticated = true;
+		if (c->hooks->authenticated)
+			c->hooks->authenticated(c);
+	}
+	if (rc != SESSION_OK) {
+		conn_end(c, session_strerror(c->sess));
+		return;
+	}
+	uvt_conn_flush(c);
+}
+
+static void conn_set_reading(struct uvt_conn *c, bool on)
+{
+	if (c->ended || c->reading == on)
+		return;
+	c->reading = on;
+	if (on)
+		uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read);
+	else
+		uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void uvt_conn_flush(struct uvt_conn *c)
+{
+	if (c->ended)
+		return;
+	while (c->inflight < UVT_MAX_INFLIGHT && session_output_pending(c->sess)) {
+		size_t cap = CONN_WRITE_MAX;
+		struct conn_write *w = malloc(sizeof(*w) + cap);
+		uv_buf_t b;
+		int rc;
+
+		if (!w) {
+			conn_end(c, "out of memory");
+			return;
+		}
+		w->conn = c;
+		w->len = session_output(c->sess, w->data, cap);
+		if (w->len == 0) {
+			free(w);
+			if (c->sess->error != SESSION_OK)
+				conn_end(c, session_strerror(c->sess));
+			break;
+		}
+		b = uv_buf_init((char *)w->data, (unsigned int)w->len);
+		c->inflight += w->len;
+		c->bytes_out += w->len;
+		rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_write_done);
+		if (rc < 0) {
+			c->inflight -= w->len;
+			free(w);
+			conn_end(c, uv_strerror(rc));
+			return;
+		}
+	}
+	/* Stop reading the peer while our own output is backed up: what it
+	 * sends would only queue more (window updates, pings) behind it. */
+	conn_set_reading(c, yamux_output_pending(c->sess->mux) <
+			    yamux_config_default(true).max_output);
+	rearm_tick(c);
+}
+
+static void conn_tick(uv_timer_t *t)
+{
+	struct uvt_conn *c = t->data;
+	uint64_t now = uv_now(t->loop);
+
+	if (c->ended)
+		return;
+	if (yamux_tick(c->sess->mux, now) < 0) {
+		conn_end(c, yamux_strerror(yamux_error(c->sess->mux)));
+		return;
+	}
+	uvt_conn_flush(c);
+}
+
+/* yamux events, dispatched to the streams. */
+
+static struct uvt_stream *stream_of(struct uvt_conn *c, uint32_t id)
+{
+	return yamux_stream_user(c->sess->mux, id);
+}
+
+static bool ev_open(void *user, uint32_t id)
+{
+	struct uvt_conn *c = user;
+	struct uvt_stream *s = c->hooks->accept ? c->hooks->accept(c, id) : NULL;
+
+	if (!s)
+		return false;
+	yamux_set_stream_user(c->sess->mux, id, s);
+	return true;
+}
+
+static void ev_established(void *user, uint32_t id)
+{
+	struct uvt_stream *s = stream_of(user, id);
+
+	if (s && s->hooks->established)
+		s->hooks->established(s);
+}
+
+static void ev_data(void *user, uint32_t id, const uint8_t *p, size_t n)
+{
+	struct uvt_conn *c = user;
+	struct uvt_stream *s = stream_of(c, id);
+	size_t took;
+
+	if (!s)
+		return;
+	if (!s->relaying && s->hooks->preamble) {
+		took = s->hooks->preamble(s, p, n);
+		if (took > n)
+			took = n;
+		yamux_consumed(c->sess->mux, id, took, uv_now(c->tcp.loop));
+		p += took;
+		n -= took;
+	}
+	if (n == 0)
+		return;
+	if (s->relaying && !s->queue) {
+		stream_write_local(s, p, n);
+		return;
+	}
+	/* Before the relay: keep a copy; the window bounds how much. */
+	struct uvt_pending *q = malloc(sizeof(*q) + n);
+
+	if (!q) {
+		uvt_stream_reset(s);
+		return;
+	}
+	q->next = NULL;
+	q->len = n;
+	memcpy(q->data, p, n);
+	*s->queue_tail = q;
+	s->queue_tail = &q->next;
+}
+
+static void shutdown_done(uv_shutdown_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+/* The peer sends no more: once everything is written, half-close locally. */
+static void stream_local_fin(struct uvt_stream *s)
+{
+	uv_shutdown_t *req;
+
+	if (!s->relaying || !s->peer_fin || s->out_shut || s->queue || s->out_inflight)
+		return;
+	s->out_shut = true;
+	req = malloc(sizeof(*req));
+	if (req && uv_shutdown(req, s->out, shutdown_done) < 0)
+		free(req);
+}
+
+static void ev_fin(void *user, uint32_t id)
+{
+	struct uvt_stream *s = stream_of(user, id);
+
+	if (!s)
+		return;
+	s->peer_fin = true;
+	stream_local_fin(s);
+}
+
+static void ev_reset(void *user, uint32_t id)
+{
+	struct uvt_stream *s = stream_of(user, id);
+
+	if (s)
+		s->failed = true;
+}
+
+static void ev_writable(void *user, uint32_t id)
+{
+	struct uvt_stream *s = stream_of(user, id);
+
+	if (s && s->relaying)
+		stream_push(s);
+}
+
+static void ev_closed(void *user, uint32_t id, void *stream_user)
+{
+	struct uvt_stream *s = stream_user;
+
+	(void)user;
+	(void)id;
+	if (!s)
+		return;
+	s->mux_closed = true;
+	s->conn = NULL;
+	if (s->in && s->in_reading) {
+		uv_read_stop(s->in);
+		s->in_reading = false;
+	}
+	stream_maybe_done(s);
+}
+
+static const struct yamux_events events = {
+	.on_open = ev_open,
+	.on_established = ev_established,
+	.on_data = ev_data,
+	.on_fin = ev_fin,
+	.on_reset = ev_reset,
+	.on_writable = ev_writable,
+	.on_closed = ev_closed,
+};
+
+bool uvt_conn_start(struct uvt_conn *c, uv_loop_t *loop,
+		    struct tunnel_transport *t, bool is_client,
+		    const struct uvt_conn_hooks *hooks, void *user,
+		    const uint8_t *early, size_t early_len)
+{
+	struct yamux_config cfg = yamux_config_default(is_client);
+
+	c->hooks = hooks;
+	c->user = user;
+	c->tcp.data = c;
+	c->sess = session_new(t, &cfg, &events, c);
+	if (!c->sess)
+		return false;
+	uv_timer_init(loop, &c->tick);
+	c->tick.data = c;
+	c->handles_open = 2;
+	conn_set_reading(c, true);
+	if (early_len && session_input(c->sess, early, early_len, uv_now(loop)) != SESSION_OK) {
+		conn_end(c, session_strerror(c->sess));
+		return true;
+	}
+	uvt_conn_flush(c);
+	return true;
+}
+
+void uvt_conn_close(struct uvt_conn *c)
+{
+	if (c->ended)
+		return;
+	yamux_goaway(c->sess->mux, YAMUX_GOAWAY_NORMAL);
+	uvt_conn_flush(c);
+	conn_end(c, NULL);
+}
+
+/* Streams. */
+
+static struct uvt_stream *stream_alloc(struct uvt_conn *c, uint32_t id,
+				       const struct uvt_stream_hooks *hooks,
+				       void *user)
+{
+	struct uvt_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->conn = c;
+	s->id = id;
+	s->hooks = hooks;
+	s->user = user;
+	s->queue_tail = &s->queue;
+	return s;
+}
+
+struct uvt_stream *uvt_stream_new(struct uvt_conn *c, uint32_t id,
+				  const struct uvt_stream_hooks *hooks,
+				  void *user)
+{
+	return stream_alloc(c, id, hooks, user);
+}
+
+struct uvt_stream *uvt_stream_open(struct uvt_conn *c,
+				   const struct uvt_stream_hooks *hooks,
+				   void *user)
+{
+	struct uvt_stream *s;
+	uint32_t id;
+
+	if (c->ended)
+		return NULL;
+	id = yamux_open(c->sess->mux);
+	if (!id)
+		return NULL;
+	s = stream_alloc(c, id, hooks, user);
+	if (!s) {
+		yamux_reset(c->sess->mux, id);
+		return NULL;
+	}
+	yamux_set_stream_user(c->sess->mux, id, s);
+	uvt_conn_flush(c);
+	return s;
+}
+
+bool uvt_stream_send(struct uvt_stream *s, const uint8_t *p, size_t n)
+{
+	bool ok;
+
+	if (s->mux_closed || !s->conn)
+		return false;
+	/* Preambles are a few bytes, far below any window. */
+	ok = yamux_write(s->conn->sess->mux, s->id, p, n) == n;
+	uvt_conn_flush(s->conn);
+	return ok;
+}
+
+static void local_write_done(uv_write_t *req, int status)
+{
+	struct local_write *w = (struct local_write *)req;
+	struct uvt_stream *s = w->stream;
+
+	s->out_inflight -= w->len;
+	if (status < 0 && !s->mux_closed && s->conn) {
+		uvt_stream_reset(s);
+	} else if (!s->mux_closed && s->conn) {
+		s->bytes_down += w->len;
+		yamux_consumed(s->conn->sess->mux, s->id, w->len,
+			       uv_now(s->conn->tcp.loop));
+		uvt_conn_flush(s->conn);
+	}
+	free(w);
+	stream_local_fin(s);
+	stream_maybe_done(s);
+}
+
+static void stream_write_local(struct uvt_stream *s, const uint8_t *p, size_t n)
+{
+	struct local_write *w = malloc(sizeof(*w) + n);
+	uv_buf_t b;
+
+	if (!w) {
+		uvt_stream_reset(s);
+		return;
+	}
+	w->stream = s;
+	w->len = n;
+	memcpy(w->data, p, n);
+	b = uv_buf_init((char *)w->data, (unsigned int)n);
+	s->out_inflight += n;
+	if (uv_write(&w->req, s->out, &b, 1, local_write_done) < 0) {
+		s->out_inflight -= n;
+		free(w);
+		uvt_stream_reset(s);
+	}
+}
+
+static void local_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct uvt_stream *s = h->data;
+
+	(void)hint;
+	if (!s->rbuf)
+		s->rbuf = malloc(UVT_READ_SIZE);
+	*buf = uv_buf_init((char *)s->rbuf, s->rbuf ? UVT_READ_SIZE : 0);
+}
+
+static void local_set_reading(struct uvt_stream *s, bool on);
+
+static void local_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct uvt_stream *s = st->data;
+
+	(void)buf;
+	if (n == 0)
+		return;
+	if (n < 0) {
+		local_set_reading(s, false);
+		if (n == UV_EOF) {
+			s->in_eof = true;
+			stream_push(s);
+		} else {
+			uvt_stream_reset(s);
+		}
+		return;
+	}
+	s->r_off = 0;
+	s->r_len = (size_t)n;
+	stream_push(s);
+}
+
+static void local_set_reading(struct uvt_stream *s, bool on)
+{
+	if (s->in_reading == on || !s->in)
+		return;
+	if (on && (s->in_eof || s->mux_closed))
+		return;
+	s->in_reading = on;
+	if (on)
+		uv_read_start(s->in, local_alloc, local_read);
+	else
+		uv_read_stop(s->in);
+}
+
+/* Local bytes into the stream, as far as the peer's window allows. */
+static void stream_push(struct uvt_stream *s)
+{
+	struct uvt_conn *c = s->conn;
+
+	if (s->mux_closed || !c)
+		return;
+	if (s->r_len) {
+		size_t w = yamux_write(c->sess->mux, s->id, s->rbuf + s->r_off, s->r_len);
+
+		s->r_off += w;
+		s->r_len -= w;
+		s->bytes_up += w;
+	}
+	if (s->r_len == 0 && s->in_eof && !s->fin_sent) {
+		s->fin_sent = true;
+		yamux_close(c->sess->mux, s->id);
+	}
+	/* Read on only once the peer took everything of the last read. */
+	local_set_reading(s, s->r_len == 0);
+	if (!c->ended)
+		uvt_conn_flush(c);
+}
+
+void uvt_stream_relay(struct uvt_stream *s, uv_stream_t *in, uv_stream_t *out)
+{
+	struct uvt_pending *q;
+
+	s->in = in;
+	s->out = out;
+	in->data = s;
+	out->data = s;
+	s->relaying = true;
+	while ((q = s->queue)) {
+		s->queue = q->next;
+		if (!s->mux_closed)
+			stream_write_local(s, q->data, q->len);
+		free(q);
+	}
+	s->queue_tail = &s->queue;
+	stream_local_fin(s);
+	local_set_reading(s, true);
+	stream_maybe_done(s);
+}
+
+void uvt_stream_close(struct uvt_stream *s)
+{
+	if (s->mux_closed || !s->conn || s->fin_sent)
+		return;
+	s->fin_sent = true;
+	s->in_eof = true;
+	local_set_reading(s, false);
+	yamux_close(s->conn->sess->mux, s->id);
+	uvt_conn_flush(s->conn);
+}
+
+void uvt_stream_reset(struct uvt_stream *s)
+{
+	struct uvt_conn *c = s->conn;
+
+	s->failed = true;
+	local_set_reading(s, false);
+	if (s->mux_closed || !c)
+		return;
+	/* on_closed runs inside yamux_reset: s may be done after this. */
+	yamux_reset(c->sess->mux, s->id);
+	uvt_conn_flush(c);
+}
+
+static void stream_maybe_done(struct uvt_stream *s)
+{
+	if (s->done_called || !s->mux_closed || s->out_inflight)
+		return;
+	s->done_called = true;
+	if (s->relaying)
+		s->hooks->done(s);
+	else if (s->hooks->failed)
+		s->hooks->failed(s);
+}
+
+void uvt_stream_free(struct uvt_stream *s)
+{
+	struct uvt_pending *q;
+
+	while ((q = s->queue)) {
+		s->queue = q->next;
+		free(q);
+	}
+	free(s->rbuf);
+	free(s);
+}

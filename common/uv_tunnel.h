@@ -1,0 +1,138 @@
+/*
+ * The libuv side of an established tunnel, shared by postern-tunneld and
+ * the postern client: a TCP connection pumping a struct session, and yamux
+ * streams relayed to local libuv streams (a loopback socket, a forwarded
+ * connection, or stdin/stdout).
+ *
+ * This is the only I/O in common/, and it is a library of its own
+ * (postern_uv): the protocol cores (postern_common) never touch a socket.
+ *
+ * Backpressure, both ways, keeps memory bounded by the yamux windows:
+ *   local → tunnel: a local read is written to yamux; what the peer's
+ *     window does not take is kept (one read buffer) and local reading
+ *     stops until the window reopens.
+ *   tunnel → local: bytes are copied into a local write and credited back
+ *     to the peer's window (yamux_consumed) only once written.
+ *   TCP: sealed output goes to uv_write; while too much is in flight the
+ *     yamux output queue fills and writes to it come back short.
+ */
+#ifndef POSTERN_UV_TUNNEL_H
+#define POSTERN_UV_TUNNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "session.h"
+
+#define UVT_READ_SIZE 65536
+#define UVT_MAX_INFLIGHT (1u << 20)	/* sealed bytes queued on the TCP socket */
+
+struct uvt_conn;
+struct uvt_stream;
+
+struct uvt_conn_hooks {
+	/* The first transport message from the peer decrypted: only now
+	 * is the peer known to hold the PSK (optional). */
+	void (*authenticated)(struct uvt_conn *c);
+	/* Incoming stream (server side). Return a stream from
+	 * uvt_stream_new(), or NULL to refuse it. */
+	struct uvt_stream *(*accept)(struct uvt_conn *c, uint32_t id);
+	/* The session ended: error is NULL for a clean end (EOF or close).
+	 * The connection is closing; free it in freed. */
+	void (*ended)(struct uvt_conn *c, const char *error);
+	/* The connection's handles are closed: free what holds it. */
+	void (*freed)(struct uvt_conn *c);
+};
+
+struct uvt_conn {
+	uv_tcp_t tcp;
+	uv_timer_t tick;
+	struct session *sess;
+	const struct uvt_conn_hooks *hooks;
+	void *user;
+	size_t inflight;		/* bytes in uv_write requests */
+	uint64_t bytes_in, bytes_out;	/* on the TCP connection */
+	bool reading, ended, authenticated;
+	int handles_open;
+	uint8_t rbuf[UVT_READ_SIZE];
+};
+
+struct uvt_stream_hooks {
+	/* Stream bytes that arrive before uvt_stream_relay(): return how many
+	 * the side's own preamble took (a request, a status byte); the rest
+	 * is kept for the relay. */
+	size_t (*preamble)(struct uvt_stream *s, const uint8_t *p, size_t n);
+	/* The peer refused, reset, or the session ended before the relay. */
+	void (*failed)(struct uvt_stream *s);
+	/* The stream is over both ways and every local write has completed;
+	 * close the local handles (uvt_stream_free once they are closed). */
+	void (*done)(struct uvt_stream *s);
+	/* Client side: the peer accepted our open. */
+	void (*established)(struct uvt_stream *s);
+};
+
+struct uvt_pending;
+
+struct uvt_stream {
+	struct uvt_conn *conn;
+	uint32_t id;
+	const struct uvt_stream_hooks *hooks;
+	void *user;
+	uv_stream_t *in, *out;		/* local ends, once relaying */
+	bool relaying;
+	bool mux_closed;		/* yamux forgot the stream */
+	bool failed;
+	/* tunnel → local */
+	struct uvt_pending *queue, **queue_tail;	/* not yet written */
+	size_t out_inflight;		/* in local writes */
+	bool peer_fin, out_shut;
+	/* local → tunnel */
+	uint8_t *rbuf;
+	size_t r_off, r_len;		/* what the window did not take yet */
+	bool in_eof, fin_sent, in_reading;
+	uint64_t bytes_up, bytes_down;
+	bool done_called;
+};
+
+/* Wrap an accepted or connected TCP socket (already initialised as c->tcp
+ * by the caller with uv_tcp_init) around an established session. */
+bool uvt_conn_start(struct uvt_conn *c, uv_loop_t *loop,
+		    struct tunnel_transport *t, bool is_client,
+		    const struct uvt_conn_hooks *hooks, void *user,
+		    const uint8_t *early, size_t early_len);
+
+/* Bytes already read past the handshake go through here too. Flush sealed
+ * output to the socket; call after any change to the session. */
+void uvt_conn_flush(struct uvt_conn *c);
+
+/* End the session: go-away, flush, close. */
+void uvt_conn_close(struct uvt_conn *c);
+
+/* Client side: open a stream. NULL when the session refuses. */
+struct uvt_stream *uvt_stream_open(struct uvt_conn *c,
+				   const struct uvt_stream_hooks *hooks,
+				   void *user);
+
+/* Server side, from hooks->accept. */
+struct uvt_stream *uvt_stream_new(struct uvt_conn *c, uint32_t id,
+				  const struct uvt_stream_hooks *hooks,
+				  void *user);
+
+/* Write preamble bytes (a request, a status byte) into the stream. */
+bool uvt_stream_send(struct uvt_stream *s, const uint8_t *p, size_t n);
+
+/* Start relaying between the stream and local streams in (read) and out
+ * (write); they may be the same socket. Kept bytes go out first. */
+void uvt_stream_relay(struct uvt_stream *s, uv_stream_t *in, uv_stream_t *out);
+
+/* Half-close towards the peer, or abort. */
+void uvt_stream_close(struct uvt_stream *s);
+void uvt_stream_reset(struct uvt_stream *s);
+
+/* After hooks->done (or failed) and once the local handles are closed. */
+void uvt_stream_free(struct uvt_stream *s);
+
+uint64_t uvt_now_ms(uv_loop_t *loop);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * A stream the client opened: its request names a loopback port; if the
+ * port is allow-listed, connect to it on 127.0.0.1 (then ::1), answer one
+ * status byte, and relay. Deny by default: nothing but loopback and the
+ * configured ports is ever reached.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "tunneld.h"
+
+enum egress_state { REQUEST, CONNECTING, RELAYING, DENIED };
+
+/* The relay takes over each handle's data pointer: find the egress from
+ * the handle's address instead. */
+#define EGRESS_OF(ptr, member) \
+	((struct egress *)((char *)(ptr) - offsetof(struct egress, member)))
+
+struct egress {
+	struct uvt_stream *stream;
+	struct tsession *t;
+	enum egress_state state;
+	uint8_t req[TUNNEL_REQUEST_LEN];
+	size_t req_len;
+	uint16_t port;
+	bool tried_v6, tcp_open, stream_gone;
+	uv_tcp_t tcp;
+	uv_connect_t connect;
+	uv_timer_t timer;
+	int handles;
+};
+
+static void log_stream(struct egress *e, uint8_t status)
+{
+	char f_client[96], f_port[32], f_status[48];
+	const char *fields[] = { f_client, f_port, f_status, NULL };
+
+	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", e->t->client_name);
+	snprintf(f_port, sizeof(f_port), "POSTERN_PORT=%u", e->port);
+	snprintf(f_status, sizeof(f_status), "POSTERN_STATUS=%s",
+		 status == TUNNEL_STATUS_OK ? "ok" : tunnel_status_str(status));
+	log_event(status == TUNNEL_STATUS_OK ? LOG_INFO : LOG_WARNING, "stream_open",
+		  fields, "%s (%s): stream to port %u: %s", e->t->client_name,
+		  e->t->src, e->port, tunnel_status_str(status));
+}
+
+static void egress_handle_closed(uv_handle_t *h)
+{
+	struct egress *e = h->type == UV_TCP ? EGRESS_OF(h, tcp) : EGRESS_OF(h, timer);
+
+	if (--e->handles > 0)
+		return;
+	if (e->stream_gone) {
+		uvt_stream_free(e->stream);
+		free(e);
+	}
+}
+
+static void egress_close_handles(struct egress *e)
+{
+	if (e->handles == 0) {
+		if (e->stream_gone) {
+			uvt_stream_free(e->stream);
+			free(e);
+		}
+		return;
+	}
+	if (!uv_is_closing((uv_handle_t *)&e->timer))
+		uv_close((uv_handle_t *)&e->timer, egress_handle_closed);
+	if (e->tcp_open && !uv_is_closing((uv_handle_t *)&e->tcp))
+		uv_close((uv_handle_t *)&e->tcp, egress_handle_closed);
+}
+
+/* The stream is over (relayed to its end, reset, or its session ended). */
+static void egress_done(struct uvt_stream *s)
+{
+	struct egress *e = s->user;
+
+	e->stream_gone = true;
+	egress_close_handles(e);
+}
+
+static void answer(struct egress *e, uint8_t status)
+{
+	log_stream(e, status);
+	uvt_stream_send(e->stream, &status, 1);
+	if (status != TUNNEL_STATUS_OK) {
+		e->state = DENIED;
+		uvt_stream_close(e->stream);
+	}
+}
+
+static bool port_allowed(const struct tunneld *d, uint16_t port)
+{
+	for (size_t i = 0; i < d->cfg->tunnel.n_egress; i++)
+		if (d->cfg->tunnel.egress[i] == port)
+			return true;
+	return false;
+}
+
+static void connected(uv_connect_t *req, int status);
+
+static bool start_connect(struct egress *e, bool v6)
+{
+	struct sockaddr_storage sa;
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	if (v6)
+		uv_ip6_addr("::1", e->port, (struct sockaddr_in6 *)&sa);
+	else
+		uv_ip4_addr("127.0.0.1", e->port, (struct sockaddr_in *)&sa);
+	uv_tcp_init(e->t->d->loop, &e->tcp);
+	e->tcp.data = e;
+	e->tcp_open = true;
+	e->handles++;
+	rc = uv_tcp_connect(&e->connect, &e->tcp, (struct sockaddr *)&sa, connected);
+	if (rc < 0) {
+		uv_close((uv_handle_t *)&e->tcp, egress_handle_closed);
+		e->tcp_open = false;
+		return false;
+	}
+	return true;
+}
+
+static void retry_v6_closed(uv_handle_t *h)
+{
+	struct egress *e = EGRESS_OF(h, tcp);
+
+	e->handles--;
+	if (e->stream_gone) {
+		egress_close_handles(e);
+		return;
+	}
+	if (!start_connect(e, true))
+		answer(e, TUNNEL_STATUS_INTERNAL);
+}
+
+static void connected(uv_connect_t *req, int status)
+{
+	struct egress *e = EGRESS_OF(req, connect);
+
+	/* Closing (stream gone) or given up (timed out): the handle's close
+	 * callback does the rest. */
+	if (e->stream_gone || e->state == DENIED)
+		return;
+	if (status == UV_ECONNREFUSED && !e->tried_v6) {
+		/* A service may listen on ::1 only. */
+		e->tried_v6 = true;
+		e->tcp_open = false;
+		uv_close((uv_handle_t *)&e->tcp, retry_v6_closed);
+		return;
+	}
+	uv_timer_stop(&e->timer);
+	if (status < 0) {
+		answer(e, tunnel_status_from_errno(-status));
+		return;
+	}
+	uv_tcp_nodelay(&e->tcp, 1);
+	e->state = RELAYING;
+	answer(e, TUNNEL_STATUS_OK);
+	uvt_stream_relay(e->stream, (uv_stream_t *)&e->tcp, (uv_stream_t *)&e->tcp);
+}
+
+static void connect_timeout(uv_timer_t *timer)
+{
+	struct egress *e = EGRESS_OF(timer, timer);
+
+	if (e->state != CONNECTING || !e->tcp_open)
+		return;
+	e->state = DENIED;
+	answer(e, TUNNEL_STATUS_UNREACHABLE);
+	/* Closing the socket cancels the connect: connected() then sees
+	 * DENIED and does nothing more. */
+	e->tcp_open = false;
+	uv_close((uv_handle_t *)&e->tcp, egress_handle_closed);
+}
+
+/* The 3-byte request, then nothing until the connect is done. */
+static size_t egress_preamble(struct uvt_stream *s, const uint8_t *p, size_t n)
+{
+	struct egress *e = s->user;
+	size_t take;
+
+	switch (e->state) {
+	case DENIED:
+		return n;	/* the stream is closing: drop what still comes */
+	case CONNECTING:
+	case RELAYING:
+		return 0;	/* kept for the relay */
+	case REQUEST:
+		break;
+	}
+	take = TUNNEL_REQUEST_LEN - e->req_len;
+	if (take > n)
+		take = n;
+	memcpy(e->req + e->req_len, p, take);
+	e->req_len += take;
+	if (e->req_len < TUNNEL_REQUEST_LEN)
+		return take;
+	if (!tunnel_request_decode(e->req, &e->port)) {
+		answer(e, TUNNEL_STATUS_INTERNAL);
+		return n;
+	}
+	if (!port_allowed(e->t->d, e->port)) {
+		answer(e, TUNNEL_STATUS_NOT_ALLOWED);
+		return n;
+	}
+	e->state = CONNECTING;
+	uv_timer_start(&e->timer, connect_timeout, EGRESS_TIMEOUT_MS, 0);
+	if (!start_connect(e, false))
+		answer(e, TUNNEL_STATUS_INTERNAL);
+	return take;
+}
+
+static const struct uvt_stream_hooks egress_hooks = {
+	.preamble = egress_preamble,
+	.failed = egress_done,
+	.done = egress_done,
+};
+
+struct uvt_stream *egress_accept(struct tsession *t, uint32_t id)
+{
+	struct egress *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->t = t;
+	e->stream = uvt_stream_new(&t->conn, id, &egress_hooks, e);
+	if (!e->stream) {
+		free(e);
+		return NULL;
+	}
+	uv_timer_init(t->d->loop, &e->timer);
+	e->timer.data = e;
+	e->connect.data = e;
+	e->handles = 1;
+	t->streams++;
+	t->d->streams++;
+	return e->stream;
+}
