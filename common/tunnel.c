@@ -1,7 +1,7 @@
 /*
  * Tunnel protocol v1: framing, the IKpsk2 handshake and its hellos, the
  * transport ciphers, and the stream open request. See tunnel.h for the call
- * sequence and docs/PROTOCOL-tunnel.md for the bytes.
+ * sequence and docs/PROTOCOL.md for the bytes.
  */
 #include "tunnel.h"
 

@@ -2,7 +2,7 @@
  * Tunnel protocol v1, the part both ends share: the Noise_IKpsk2 handshake
  * with its hellos, the length-prefixed framing of every Noise message, the
  * transport ciphers, and the per-stream open request and status byte.
- * docs/PROTOCOL-tunnel.md is the byte-exact description.
+ * docs/PROTOCOL.md is the byte-exact description.
  *
  * Sans-I/O: bytes and the time in, bytes out. Functions that produce bytes
  * for the wire write the whole frame (length prefix included); functions

@@ -2,7 +2,7 @@
  * Tunnel protocol v1: the handshake with its hellos, the framing reader, the
  * transport and the stream request, adversarially; and one known answer that
  * pins every byte of a handshake for an independent implementation to match
- * (docs/PROTOCOL-tunnel.md shows it worked through).
+ * (docs/PROTOCOL.md shows it worked through).
  */
 #include <stdarg.h>
 #include <stddef.h>
