@@ -614,9 +614,9 @@ static void remote_reset(struct yamux_session *s, uint32_t id)
 		stream_release(s, st, RELEASE_RESET);
 }
 
-/* Data or window update. Flags act in the order ACK, window delta, data,
- * FIN; RST (with anything) drops the stream and any payload. Every step
- * looks the stream up again: a callback may have ended it. */
+/* Data or window update. Flags act in the order SYN, ACK, window delta,
+ * data, FIN; RST (with anything) drops the stream and any payload. Every
+ * step looks the stream up again: a callback may have ended it. */
 static void stream_frame(struct yamux_session *s, const struct yamux_header *h)
 {
 	uint32_t id = h->stream_id;

@@ -1014,6 +1014,10 @@ static void ping_round_trip(void **state)
 	now += 19975;
 	assert_int_equal(yamux_tick(client.s, now), 0);
 	expect_output(&client, "00 02 0001 00000000 00000002");
+	/* Smoothed: 7/8 of the old, 1/8 of the new. */
+	now += 105;
+	assert_int_equal(feed_hex(&client, "00 02 0002 00000000 00000002"), 0);
+	assert_int_equal(yamux_rtt_ms(client.s), (7 * 25 + 105) / 8);
 }
 
 static void keepalive_timeout(void **state)
@@ -1158,6 +1162,71 @@ static void output_queue_bound(void **state)
 	assert_int_equal(yamux_writable(client.s, id), 4096 - 1096 - YAMUX_HEADER_LEN);
 }
 
+/* A window update that finds the queue over half full: on_writable waits
+ * for the queue too. */
+static void writable_needs_window_and_queue(void **state)
+{
+	struct yamux_config c = yamux_config_default(true);
+	static uint8_t big[4096];
+	uint32_t id;
+	size_t sent = 0;
+
+	(void)state;
+	c.max_output = 4096;
+	start_pair(&c, NULL);
+	server.consume = false;
+	id = open_accepted();
+	while (sent < 256 * KIB) {
+		size_t n = yamux_write(client.s, id, big, sizeof(big));
+
+		assert_int_not_equal(n, 0);
+		sent += n;
+		pump();
+	}
+	assert_int_equal(sent, 256 * KIB);
+	rec(&client, id)->writable = false;
+	assert_int_equal(yamux_write(client.s, id, big, 1), 0);
+	/* Fill the queue past half with opens, then credit the window. */
+	for (int i = 0; i < 200; i++)
+		assert_int_not_equal(yamux_open(client.s), 0);
+	yamux_consumed(server.s, id, 256 * KIB, now);
+	expect_output(&server, "00 01 0000 00000001 00040000");
+	assert_int_equal(feed_hex(&client, "00 01 0000 00000001 00040000"), 0);
+	assert_false(rec(&client, id)->writable);
+	assert_int_equal(yamux_writable(client.s, id), 4096 - 2400 - YAMUX_HEADER_LEN);
+	forward(&client, &server, 2400 - 2048 - 1);
+	assert_false(rec(&client, id)->writable);
+	forward(&client, &server, 1);
+	assert_true(rec(&client, id)->writable);
+}
+
+/* Legal frames that do nothing: SYN with RST, a stray ACK, unknown flag
+ * bits, a ping answer nobody asked for, empty data, a zero delta. */
+static void frames_that_change_nothing(void **state)
+{
+	uint32_t id;
+
+	(void)state;
+	start_pair(NULL, NULL);
+	id = open_accepted();
+	client.log[0] = server.log[0] = '\0';
+	assert_int_equal(feed_hex(&server, "00 01 0009 00000003 00000000"), 0);
+	assert_int_equal(feed_hex(&server, "00 00 0009 00000005 00000002 6869"), 0);
+	assert_int_equal(feed_hex(&server, "00 01 0002 00000001 00000000"), 0);
+	assert_int_equal(feed_hex(&server, "00 00 fff0 00000001 00000000"), 0);
+	assert_int_equal(feed_hex(&server, "00 02 0000 00000000 00000001"), 0);
+	assert_int_equal(feed_hex(&server, "00 02 0002 00000000 00000000"), 0);
+	assert_int_equal(feed_hex(&server, "00 01 0000 00000001 00000000"), 0);
+	assert_int_equal(feed_hex(&client, "00 01 0002 00000001 00000000"), 0);
+	expect_output(&server, "");
+	expect_output(&client, "");
+	assert_string_equal(server.log, "");
+	assert_string_equal(client.log, "");
+	assert_int_equal(yamux_writable(client.s, id), 256 * KIB - YAMUX_HEADER_LEN);
+	assert_int_equal(yamux_writable(server.s, id), 256 * KIB - YAMUX_HEADER_LEN);
+	assert_int_equal(yamux_rtt_ms(server.s), UINT64_MAX);
+}
+
 /* A stream table under churn: 1000 streams, freed in a scattered order,
  * each still found by its id. */
 static void stream_table_churn(void **state)
@@ -1199,6 +1268,109 @@ static void stream_table_churn(void **state)
 	assert_int_equal(server.closed_total, N);
 	for (uint32_t j = 1; j < 2 * N; j += 2)
 		assert_null(yamux_stream_user(server.s, j));
+}
+
+/* Peer-chosen ids land anywhere in the table: collisions, long probe
+ * runs, and deletions that must shift entries back. */
+static void stream_table_scattered_ids(void **state)
+{
+	struct yamux_config s = yamux_config_default(false);
+	enum { N = 1000 };
+	static uint32_t ids[N];
+	uint32_t x = 12345;
+	uint8_t hdr[YAMUX_HEADER_LEN];
+
+	(void)state;
+	s.max_streams = N;
+	s.max_output = 1 * MIB;
+	start_pair(NULL, &s);
+	for (int i = 0; i < N; i++) {
+		x = x * 1103515245 + 12345;
+		ids[i] = (x >> 8) % (MAX_ID / 2) * 2 + 1;	/* odd, < MAX_ID */
+		for (int j = 0; j < i; j++)
+			if (ids[j] == ids[i])
+				ids[i] = 0;
+		if (!ids[i]) {
+			i--;
+			continue;
+		}
+		frame(hdr, YAMUX_WINDOW_UPDATE, YAMUX_SYN, ids[i], 0);
+		assert_int_equal(yamux_input(server.s, hdr, sizeof(hdr), now), 0);
+		yamux_set_stream_user(server.s, ids[i], &ids[i]);
+	}
+	assert_int_equal(server.opens, N);
+	/* Full: one more is refused, without asking. */
+	assert_int_equal(feed_frame(&server, YAMUX_WINDOW_UPDATE, YAMUX_SYN,
+				    MAX_ID + 1, 0), 0);
+	assert_int_equal(server.opens, N);
+	for (uint32_t k = 0; k < N; k++) {
+		uint32_t i = (k * 7919) % N;
+
+		if (k % 2)
+			yamux_reset(server.s, ids[i]);
+		else
+			assert_int_equal(feed_frame(&server, YAMUX_WINDOW_UPDATE,
+						    YAMUX_RST, ids[i], 0), 0);
+		assert_null(yamux_stream_user(server.s, ids[i]));
+		if (k % 50 == 0)
+			for (uint32_t m = k + 1; m < N; m++) {
+				uint32_t j = (m * 7919) % N;
+
+				assert_ptr_equal(yamux_stream_user(server.s, ids[j]),
+						 &ids[j]);
+			}
+	}
+	assert_int_equal(server.closed_total, N);
+}
+
+/* The output ring wraps when the caller drains part of it while frames
+ * are being added; the byte stream stays whole. */
+static void output_ring_wraps(void **state)
+{
+	struct yamux_config c = yamux_config_default(true);
+	uint8_t buf[2048];
+	size_t sent = 0;
+	uint32_t id, x = 7;
+
+	(void)state;
+	c.max_output = 5000;
+	start_pair(&c, NULL);
+	id = open_accepted();
+	while (sent < 200 * KIB) {
+		size_t n = (x = x * 1103515245 + 12345) >> 21;	/* < 2048 */
+		size_t k;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(id, sent + i, true);
+		sent += yamux_write(client.s, id, buf, n);
+		k = yamux_output_pending(client.s);
+		forward(&client, &server, k - k / 3);
+	}
+	pump();
+	assert_int_equal(rec(&server, id)->len, sent);
+	for (size_t i = 0; i < sent; i++)
+		assert_int_equal(rec(&server, id)->data[i], pattern(id, i, true));
+}
+
+/* A peer that floods pings while the caller never drains: answers fill
+ * the control reserve, then the session ends; memory stays bounded. */
+static void output_overflow_ends_session(void **state)
+{
+	uint8_t ping[YAMUX_HEADER_LEN];
+	size_t limit = 256 * KIB + 128 * KIB;
+	int rc = 0, n = 0;
+
+	(void)state;
+	start_pair(NULL, NULL);
+	frame(ping, YAMUX_PING, YAMUX_SYN, 0, 42);
+	while (rc == 0 && n < 100000) {
+		rc = yamux_input(server.s, ping, sizeof(ping), now);
+		n++;
+	}
+	assert_int_equal(rc, -YAMUX_E_OUTPUT);
+	assert_int_equal(n, limit / YAMUX_HEADER_LEN + 1);
+	assert_int_equal(yamux_output_pending(server.s), limit);
+	assert_int_equal(yamux_open(server.s), 0);
 }
 
 static void free_reports_open_streams(void **state)
@@ -1298,7 +1470,12 @@ int main(void)
 		cmocka_unit_test_teardown(max_streams, teardown),
 		cmocka_unit_test_teardown(max_pending_opens, teardown),
 		cmocka_unit_test_teardown(output_queue_bound, teardown),
+		cmocka_unit_test_teardown(writable_needs_window_and_queue, teardown),
+		cmocka_unit_test_teardown(frames_that_change_nothing, teardown),
 		cmocka_unit_test_teardown(stream_table_churn, teardown),
+		cmocka_unit_test_teardown(stream_table_scattered_ids, teardown),
+		cmocka_unit_test_teardown(output_ring_wraps, teardown),
+		cmocka_unit_test_teardown(output_overflow_ends_session, teardown),
 		cmocka_unit_test_teardown(free_reports_open_streams, teardown),
 		cmocka_unit_test(bad_config),
 		cmocka_unit_test_teardown(no_callbacks, teardown),
