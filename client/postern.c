@@ -15,6 +15,8 @@ static const struct {
 	{ "pubkey", pubkey_main, "read a private key on stdin, write its public key" },
 	{ "genpsk", genpsk_main, "generate a pre-shared key" },
 	{ "knock", knock_main, "open servers' gates: knock NAME... | --all [--target ADDR] [--wait]" },
+	{ "pipe", pipe_main, "join stdin/stdout to a port on a server: pipe NAME PORT" },
+	{ "forward", forward_main, "forward local ports: forward [-L [BIND:]LPORT:NAME:RPORT]..." },
 };
 
 static void usage(FILE *f)

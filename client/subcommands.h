@@ -15,5 +15,7 @@ int genkey_main(const struct cli_options *opt, int argc, char *argv[]);
 int genpsk_main(const struct cli_options *opt, int argc, char *argv[]);
 int pubkey_main(const struct cli_options *opt, int argc, char *argv[]);
 int knock_main(const struct cli_options *opt, int argc, char *argv[]);
+int pipe_main(const struct cli_options *opt, int argc, char *argv[]);
+int forward_main(const struct cli_options *opt, int argc, char *argv[]);
 
 #endif

@@ -1007,6 +1007,14 @@ static bool check_tunnel(cfg_t *t)
 		     "must name at least one address");
 		return false;
 	}
+	/* The server hello lists every egress port and a handshake message
+	 * is at most 1024 bytes: 481 ports fit (tunnel.h, TUNNEL_MAX_PORTS). */
+	if (cfg_size(t, "egress") > CONFIG_MAX_EGRESS) {
+		fail(t, line_of(t, "egress"), "egress",
+		     "at most %d ports (they must fit in the server hello)",
+		     CONFIG_MAX_EGRESS);
+		return false;
+	}
 	return true;
 }
 

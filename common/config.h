@@ -25,6 +25,7 @@
 
 #define DEFAULT_KNOCK_PORT 62201
 #define DEFAULT_TUNNEL_PORT 8443
+#define CONFIG_MAX_EGRESS 481	/* = TUNNEL_MAX_PORTS */
 
 /* Where the fleet PSK comes from; the loader of the key is psk.h. */
 enum psk_kind { PSK_FILE, PSK_ENV, PSK_CREDENTIAL, PSK_PASSPHRASE };

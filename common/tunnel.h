@@ -47,6 +47,7 @@
  * an unauthenticated peer can make us buffer and decrypt. */
 #define TUNNEL_HANDSHAKE_MAX 1024
 #define TUNNEL_MAX_PORTS ((TUNNEL_HANDSHAKE_MAX - TUNNEL_MSG2_MIN) / 2)	/* 481 */
+_Static_assert(TUNNEL_MAX_PORTS == 481, "config.h's CONFIG_MAX_EGRESS");
 
 enum tunnel_error {
 	TUNNEL_OK = 0,

@@ -33,6 +33,8 @@ uint64_t uvt_now_ms(uv_loop_t *loop)
 }
 
 static void stream_push(struct uvt_stream *s);
+static bool stream_send_pre(struct uvt_stream *s);
+static void local_set_reading(struct uvt_stream *s, bool on);
 static void stream_maybe_done(struct uvt_stream *s);
 static void stream_write_local(struct uvt_stream *s, const uint8_t *p, size_t n);
 
@@ -80,7 +82,7 @@ static void conn_write_done(uv_write_t *req, int status)
 
 	c->inflight -= w->len;
 	free(w);
-	if (c->ended)
+	if (c->ended || c->failing)
 		return;
 	if (status < 0) {
 		conn_end(c, uv_strerror(status));
@@ -95,6 +97,38 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 	(void)hint;
 	*buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+}
+
+static void conn_write_out(struct uvt_conn *c);
+static void conn_set_reading(struct uvt_conn *c, bool on);
+
+static void conn_shutdown_done(uv_shutdown_t *req, int status)
+{
+	struct uvt_conn *c = req->data;
+
+	(void)status;
+	free(req);
+	conn_end(c, c->end_error);
+}
+
+/* A protocol error: yamux has queued a go-away that says so. Send it and
+ * whatever precedes it, half-close, and only then close. */
+static void conn_end_after_goaway(struct uvt_conn *c, const char *error)
+{
+	uv_shutdown_t *req = malloc(sizeof(*req));
+
+	c->failing = true;
+	c->end_error = error;
+	conn_set_reading(c, false);
+	conn_write_out(c);
+	if (c->ended)
+		return;
+	if (req)
+		req->data = c;
+	if (!req || uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_shutdown_done) < 0) {
+		free(req);
+		conn_end(c, error);
+	}
 }
 
 static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
@@ -116,11 +150,12 @@ static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		if (c->hooks->authenticated)
 			c->hooks->authenticated(c);
 	}
-	if (rc != SESSION_OK) {
+	if (rc == SESSION_E_YAMUX)
+		conn_end_after_goaway(c, session_strerror(c->sess));
+	else if (rc != SESSION_OK)
 		conn_end(c, session_strerror(c->sess));
-		return;
-	}
-	uvt_conn_flush(c);
+	else
+		uvt_conn_flush(c);
 }
 
 static void conn_set_reading(struct uvt_conn *c, bool on)
@@ -134,10 +169,9 @@ static void conn_set_reading(struct uvt_conn *c, bool on)
 		uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
-void uvt_conn_flush(struct uvt_conn *c)
+/* Seal and write what yamux has queued, up to UVT_MAX_INFLIGHT. */
+static void conn_write_out(struct uvt_conn *c)
 {
-	if (c->ended)
-		return;
 	while (c->inflight < UVT_MAX_INFLIGHT && session_output_pending(c->sess)) {
 		size_t cap = CONN_WRITE_MAX;
 		struct conn_write *w = malloc(sizeof(*w) + cap);
@@ -152,7 +186,7 @@ void uvt_conn_flush(struct uvt_conn *c)
 		w->len = session_output(c->sess, w->data, cap);
 		if (w->len == 0) {
 			free(w);
-			if (c->sess->error != SESSION_OK)
+			if (c->sess->error != SESSION_OK && !c->failing)
 				conn_end(c, session_strerror(c->sess));
 			break;
 		}
@@ -167,10 +201,27 @@ void uvt_conn_flush(struct uvt_conn *c)
 			return;
 		}
 	}
-	/* Stop reading the peer while our own output is backed up: what it
-	 * sends would only queue more (window updates, pings) behind it. */
-	conn_set_reading(c, yamux_output_pending(c->sess->mux) <
-			    yamux_config_default(true).max_output);
+}
+
+void uvt_conn_flush(struct uvt_conn *c)
+{
+	/* session_output() drains yamux's queue, which may wake a stream
+	 * blocked on it (on_writable), whose push flushes again. A nested
+	 * flush would write newer messages ahead of those sealed here and
+	 * not yet written, and the peer would see nonces out of order. The
+	 * loop in conn_write_out() takes what the push queued. */
+	if (c->ended || c->flushing || c->failing)
+		return;
+	c->flushing = true;
+	conn_write_out(c);
+	c->flushing = false;
+	if (c->ended)	/* conn_write_out() ended it: c->sess is gone */
+		return;
+	/* Reading goes on even while our output is backed up: if both ends
+	 * stopped reading while both had output queued, neither TCP buffer
+	 * would ever drain. What the peer can make us queue meanwhile is
+	 * bounded: data by the windows, control frames by yamux's margin
+	 * (a peer that floods pings without reading loses its session). */
 	rearm_tick(c);
 }
 
@@ -179,7 +230,7 @@ static void conn_tick(uv_timer_t *t)
 	struct uvt_conn *c = t->data;
 	uint64_t now = uv_now(t->loop);
 
-	if (c->ended)
+	if (c->ended || c->failing)
 		return;
 	if (yamux_tick(c->sess->mux, now) < 0) {
 		conn_end(c, yamux_strerror(yamux_error(c->sess->mux)));
@@ -252,8 +303,13 @@ static void ev_data(void *user, uint32_t id, const uint8_t *p, size_t n)
 
 static void shutdown_done(uv_shutdown_t *req, int status)
 {
-	(void)status;
+	struct uvt_stream *s = req->data;
+
 	free(req);
+	/* The local handles are still open (uvt_stream_free waits for their
+	 * close, and a close cancels the shutdown first): s is alive. */
+	if (s->hooks->out_ended)
+		s->hooks->out_ended(s, status);
 }
 
 /* The peer sends no more: once everything is written, half-close locally. */
@@ -265,8 +321,14 @@ static void stream_local_fin(struct uvt_stream *s)
 		return;
 	s->out_shut = true;
 	req = malloc(sizeof(*req));
-	if (req && uv_shutdown(req, s->out, shutdown_done) < 0)
+	if (!req)
+		return;
+	req->data = s;
+	if (uv_shutdown(req, s->out, shutdown_done) < 0) {
 		free(req);
+		if (s->hooks->out_ended)
+			s->hooks->out_ended(s, UV_ENOTCONN);
+	}
 }
 
 static void ev_fin(void *user, uint32_t id)
@@ -291,7 +353,7 @@ static void ev_writable(void *user, uint32_t id)
 {
 	struct uvt_stream *s = stream_of(user, id);
 
-	if (s && s->relaying)
+	if (s && stream_send_pre(s) && s->relaying)
 		stream_push(s);
 }
 
@@ -312,7 +374,14 @@ static void ev_closed(void *user, uint32_t id, void *stream_user)
 	stream_maybe_done(s);
 }
 
+static void ev_goaway(void *user, uint32_t code)
+{
+	(void)code;
+	((struct uvt_conn *)user)->goaway = true;
+}
+
 static const struct yamux_events events = {
+	.on_goaway = ev_goaway,
 	.on_open = ev_open,
 	.on_established = ev_established,
 	.on_data = ev_data,
@@ -403,16 +472,43 @@ struct uvt_stream *uvt_stream_open(struct uvt_conn *c,
 	return s;
 }
 
-bool uvt_stream_send(struct uvt_stream *s, const uint8_t *p, size_t n)
+static void stream_fin(struct uvt_stream *s)
 {
-	bool ok;
+	s->fin_sent = true;
+	s->in_eof = true;
+	local_set_reading(s, false);
+	yamux_close(s->conn->sess->mux, s->id);
+}
 
+/* Send what is left of the preamble; true once it is all out. A full
+ * output queue takes nothing: on_writable brings us back. */
+static bool stream_send_pre(struct uvt_stream *s)
+{
+	size_t w;
+
+	if (!s->pre_len)
+		return true;
 	if (s->mux_closed || !s->conn)
 		return false;
-	/* Preambles are a few bytes, far below any window. */
-	ok = yamux_write(s->conn->sess->mux, s->id, p, n) == n;
+	w = yamux_write(s->conn->sess->mux, s->id, s->pre, s->pre_len);
+	memmove(s->pre, s->pre + w, s->pre_len - w);
+	s->pre_len -= w;
+	if (s->pre_len)
+		return false;
+	if (s->close_after_pre && !s->fin_sent)
+		stream_fin(s);
+	return true;
+}
+
+bool uvt_stream_send(struct uvt_stream *s, const uint8_t *p, size_t n)
+{
+	if (s->mux_closed || !s->conn || s->fin_sent || n > sizeof(s->pre) - s->pre_len)
+		return false;
+	memcpy(s->pre + s->pre_len, p, n);
+	s->pre_len += n;
+	stream_send_pre(s);
 	uvt_conn_flush(s->conn);
-	return ok;
+	return true;
 }
 
 static void local_write_done(uv_write_t *req, int status)
@@ -465,8 +561,6 @@ static void local_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)s->rbuf, s->rbuf ? UVT_READ_SIZE : 0);
 }
 
-static void local_set_reading(struct uvt_stream *s, bool on);
-
 static void local_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
 	struct uvt_stream *s = st->data;
@@ -508,6 +602,8 @@ static void stream_push(struct uvt_stream *s)
 	struct uvt_conn *c = s->conn;
 
 	if (s->mux_closed || !c)
+		return;
+	if (!stream_send_pre(s))
 		return;
 	if (s->r_len) {
 		size_t w = yamux_write(c->sess->mux, s->id, s->rbuf + s->r_off, s->r_len);
@@ -551,10 +647,11 @@ void uvt_stream_close(struct uvt_stream *s)
 {
 	if (s->mux_closed || !s->conn || s->fin_sent)
 		return;
-	s->fin_sent = true;
-	s->in_eof = true;
-	local_set_reading(s, false);
-	yamux_close(s->conn->sess->mux, s->id);
+	if (s->pre_len) {
+		s->close_after_pre = true;	/* the FIN follows the preamble */
+		return;
+	}
+	stream_fin(s);
 	uvt_conn_flush(s->conn);
 }
 

@@ -54,6 +54,10 @@ struct uvt_conn {
 	size_t inflight;		/* bytes in uv_write requests */
 	uint64_t bytes_in, bytes_out;	/* on the TCP connection */
 	bool reading, ended, authenticated;
+	bool goaway;			/* the peer sent go-away: no new streams */
+	bool failing;			/* sending our go-away, then closing */
+	const char *end_error;
+	bool flushing;			/* in uvt_conn_flush: no nesting */
 	int handles_open;
 	uint8_t rbuf[UVT_READ_SIZE];
 };
@@ -70,6 +74,11 @@ struct uvt_stream_hooks {
 	void (*done)(struct uvt_stream *s);
 	/* Client side: the peer accepted our open. */
 	void (*established)(struct uvt_stream *s);
+	/* The peer's FIN was passed on: everything written to out, then
+	 * uv_shutdown(out) finished with status (optional). A pipe or a tty
+	 * cannot half-close (status UV_ENOTSOCK): close out, if it is not
+	 * also in, so that its reader sees the end. */
+	void (*out_ended)(struct uvt_stream *s, int status);
 };
 
 struct uvt_pending;
@@ -87,7 +96,11 @@ struct uvt_stream {
 	struct uvt_pending *queue, **queue_tail;	/* not yet written */
 	size_t out_inflight;		/* in local writes */
 	bool peer_fin, out_shut;
-	/* local → tunnel */
+	/* local → tunnel: the preamble first (it may have to wait for room
+	 * in the output queue like any data), then what the relay reads */
+	uint8_t pre[16];
+	size_t pre_len;
+	bool close_after_pre;
 	uint8_t *rbuf;
 	size_t r_off, r_len;		/* what the window did not take yet */
 	bool in_eof, fin_sent, in_reading;
@@ -119,7 +132,10 @@ struct uvt_stream *uvt_stream_new(struct uvt_conn *c, uint32_t id,
 				  const struct uvt_stream_hooks *hooks,
 				  void *user);
 
-/* Write preamble bytes (a request, a status byte) into the stream. */
+/* Write preamble bytes (a request, a status byte; 16 at most) into the
+ * stream. They go out before anything the relay reads, and before a
+ * uvt_stream_close() that follows; when the output queue is full they
+ * wait for room. */
 bool uvt_stream_send(struct uvt_stream *s, const uint8_t *p, size_t n);
 
 /* Start relaying between the stream and local streams in (read) and out

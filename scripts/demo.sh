@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # postern end to end, on one machine: a server whose firewall drops every
-# inbound packet, an administrator's device, one knock, and ssh.
+# inbound packet, an administrator's device, one knock, and ssh through the
+# tunnel to an sshd that listens on the server's loopback only.
 #
 # Two network namespaces on a veth pair play the two hosts. Everything is
 # removed on exit, also after Ctrl-C or a failure. Run as root:
@@ -29,6 +30,7 @@ if [ -z "$BUILD" ]; then
 fi
 POSTERN=$BUILD/client/postern
 POSTERND=$BUILD/daemon/posternd
+TUNNELD=$BUILD/daemon/postern-tunneld
 say "built $("$POSTERN" --version)"
 
 . tests/netns_lib.sh
@@ -55,9 +57,13 @@ cat > server/postern.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
 knock { port = 62201  open_seconds = 60 }
+tunnel {
+	listen = {"$SERVER4:8443"}
+	egress = {22}
+}
 client "alice" {
 	public_key = "$(cat admin.pub)"
-	open = {22}
+	open = {8443}
 }
 CONF
 cat > admin/postern.conf <<CONF
@@ -66,7 +72,7 @@ psk_file = "psk"
 server "web1" {
 	address = "$SERVER4"
 	knock_port = 62201
-	tunnel_port = 22
+	tunnel_port = 8443
 	public_key = "$(cat server.pub)"
 }
 CONF
@@ -87,15 +93,16 @@ else
 fi
 in_server nft list table inet postern | sed 's/^/   | /'
 
-step "Server daemons: posternd (knocks) and sshd"
+step "Server daemons: posternd (knocks), postern-tunneld (tunnel), sshd (loopback only)"
 in_server "$POSTERND" -t -c server/postern.conf | sed 's/^/   /'
 start_bg "$NS_S" "$POSTERND" -c server/postern.conf 2> posternd.log
 wait_for 5 in_server grep -qE "^ *0 " /proc/net/netfilter/nfnetlink_queue
+start_bg "$NS_S" "$TUNNELD" -c server/postern.conf 2> tunneld.log
 ssh-keygen -q -t ed25519 -N '' -f ssh_host_key
 ssh-keygen -q -t ed25519 -N '' -f ssh_user_key
 cp ssh_user_key.pub authorized_keys
 cat > sshd_config <<CONF
-ListenAddress $SERVER4:22
+ListenAddress 127.0.0.1:22
 HostKey $TMP/ssh_host_key
 AuthorizedKeysFile $TMP/authorized_keys
 PidFile $TMP/sshd.pid
@@ -107,23 +114,33 @@ StrictModes no
 CONF
 mkdir -p /run/sshd
 start_bg "$NS_S" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" 2> sshd.log
-say "posternd and sshd are running in $NS_S"
+wait_for 5 in_server bash -c "exec 3<>/dev/tcp/127.0.0.1/22" 2>/dev/null
+say "posternd, postern-tunneld and sshd are running in $NS_S"
 
-SSH=(ssh -i ssh_user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-     -o LogLevel=ERROR -o ConnectTimeout=3 -o BatchMode=yes root@$SERVER4)
+SSH_OPTS=(-i ssh_user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+	  -o LogLevel=ERROR -o ConnectTimeout=3 -o BatchMode=yes)
 
-step "Before knocking: ssh to the server is dropped"
-if in_client "${SSH[@]}" true 2>/dev/null; then
+step "Before knocking: the server answers nothing"
+if in_client ssh "${SSH_OPTS[@]}" root@$SERVER4 true 2>/dev/null; then
 	echo "demo.sh: ssh got through a closed gate" >&2
 	exit 1
 fi
-say "ssh: no answer at all after 3 s (the packets are dropped, nothing replies)"
+say "ssh $SERVER4: no answer after 3 s (dropped; sshd listens on loopback only anyway)"
+if in_client timeout 3 bash -c "exec 3<>/dev/tcp/$SERVER4/8443" 2>/dev/null; then
+	echo "demo.sh: the tunnel port answered before a knock" >&2
+	exit 1
+fi
+say "tunnel port 8443: no answer after 3 s"
 
 step "Knock: postern knock --wait web1"
 in_client "$POSTERN" -c admin/postern.conf knock --wait web1 | sed 's/^/   /'
 say "posternd logged: $(tail -1 posternd.log)"
 in_server nft list set inet postern allow4 | grep -A1 elements | sed 's/^/   | /'
 
-step "After knocking: ssh runs a command on the server"
-in_client "${SSH[@]}" 'echo "hello from $(uname -n), ssh $SSH_CONNECTION"' | sed 's/^/   > /'
-say "done"
+step "ssh through the tunnel: ssh -o ProxyCommand='postern pipe %n 22' root@web1"
+in_client ssh "${SSH_OPTS[@]}" -o "ProxyCommand=$POSTERN -c $TMP/admin/postern.conf pipe %n 22" \
+	root@web1 'echo "hello from $(uname -n): sshd sees the connection from ${SSH_CONNECTION%% *}"' |
+	sed 's/^/   > /'
+say "postern-tunneld logged:"
+grep -E "tunnel from|stream to" tunneld.log | sed 's/ (POSTERN_.*//; s/^/   | /'
+say "done: one knock, one encrypted tunnel, ssh to a server that shows no open port"

@@ -8,6 +8,8 @@ packages=(
 	libgcrypt20-dev libconfuse-dev libsystemd-dev libuv1-dev
 	libmnl-dev libnftnl-dev libnetfilter-queue-dev libcmocka-dev
 	scdoc wireguard-tools
+	golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev
+	golang-golang-x-crypto-dev python3
 	nftables iptables iproute2 systemd openssh-server openssh-client
 )
 

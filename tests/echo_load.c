@@ -99,8 +99,14 @@ int main(int argc, char *argv[])
 			}
 		}
 	}
-	for (size_t i = 0; i < count; i++) {
-		ok += c[i].done && !c[i].bad && c[i].got == bytes;
+	for (size_t i = 0, shown = 0; i < count; i++) {
+		bool good = c[i].done && !c[i].bad && c[i].got == bytes;
+
+		ok += good;
+		if (!good && shown++ < 5)
+			fprintf(stderr, "connection %zu: sent %zu, got %zu, %s%s\n", i,
+				c[i].sent, c[i].got, c[i].done ? "ended" : "still open",
+				c[i].bad ? ", wrong bytes" : "");
 		close(c[i].fd);
 	}
 	printf("%zu/%zu ok\n", ok, count);

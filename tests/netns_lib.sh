@@ -24,19 +24,20 @@ require_root_netns() {
 	ip netns del "pst-probe-$$"
 }
 
-netns_cleanup() {
+netns_cleanup() {	# never fails: it also runs under set -e (demo.sh)
 	local pid
 	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null
+		kill "$pid" 2>/dev/null || true
 	done
 	for pid in "${PIDS[@]}"; do
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$pid" 2>/dev/null
+		kill -9 "$pid" 2>/dev/null || true
 	done
-	ip netns del "$NS_S" 2>/dev/null
-	ip netns del "$NS_C" 2>/dev/null
+	ip netns del "$NS_S" 2>/dev/null || true
+	ip netns del "$NS_C" 2>/dev/null || true
 	rm -rf "/etc/netns/$NS_S" "/etc/netns/$NS_C"
-	[ -n "${TMP:-}" ] && rm -rf "$TMP"
+	[ -z "${TMP:-}" ] || rm -rf "$TMP"
+	return 0
 }
 
 netns_setup() {

@@ -313,6 +313,24 @@ static void syntax_errors(void **state)
 		     "psk_env: not a valid environment variable name");
 }
 
+/* 481 egress ports fit in the server hello; 482 do not. */
+static void too_many_egress_ports(void)
+{
+	char text[4096], *p = text;
+	struct server_config c;
+	char err[512];
+
+	p += sprintf(p, "tunnel {\n  egress = {");
+	for (int port = 1; port <= 481; port++)
+		p += sprintf(p, "%s%d", port > 1 ? "," : "", port);
+	sprintf(p, "}\n}\n");
+	assert_true(server_config_load(&c, conf(text), err, sizeof(err)));
+	assert_int_equal(c.tunnel.n_egress, 481);
+	server_config_free(&c);
+	sprintf(p, ",482}\n}\n");
+	server_fails(text, 2, "tunnel: egress: at most 481 ports");
+}
+
 static void range_errors(void **state)
 {
 	(void)state;
@@ -336,6 +354,7 @@ static void range_errors(void **state)
 		     "tunnel: egress: must be between 1 and 65535");
 	server_fails("client \"a\" {\n  public_key = " K1 "\n  open = {0}\n}\n",
 		     3, "client \"a\": open: must be between 1 and 65535");
+	too_many_egress_ports();
 }
 
 static void value_errors(void **state)

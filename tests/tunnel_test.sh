@@ -70,6 +70,7 @@ ssh-keygen -q -t ed25519 -N '' -f user_key
 cp user_key.pub authorized_keys
 cat > sshd_config <<CONF
 ListenAddress 127.0.0.1:22
+Subsystem sftp internal-sftp
 HostKey $TMP/host_key
 AuthorizedKeysFile $TMP/authorized_keys
 PidFile none
@@ -94,7 +95,8 @@ check "postern-tunneld -t passes" in_server "$TUNNELD" -t -c server.conf
 SSH=(ssh -i user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
      -o LogLevel=ERROR -o BatchMode=yes -o ConnectTimeout=10
      -o "ProxyCommand=$POSTERN -c $TMP/client.conf pipe %n 22" root@web1)
-export TMP POSTERN
+export TMP POSTERN NS_S NS_C SERVER4
+export -f in_server in_client wait_for
 
 check "the tunnel port is closed before a knock" bash -c '
 	in_client timeout 2 bash -c "exec 3<>/dev/tcp/$SERVER4/8443" 2>/dev/null; [ $? -eq 124 ]'
@@ -164,9 +166,10 @@ wait "$SURVIVOR"
 check "  ...while another session carried on" grep -q survivor-ok survivor.out
 
 # Killing the tunnel daemon mid-transfer, then restarting it.
-start_bg "$NS_C" "${SSH[@]}" "cat > /dev/null" < big
-TRANSFER=$LAST_PID
-sleep 1
+# A transfer that lasts: a megabyte, then ten seconds more of nothing.
+(head -c 1M /dev/zero; sleep 10) | in_client "${SSH[@]}" "cat > /dev/null" &
+TRANSFER=$!
+sleep 2
 kill -9 "$TUNNELD_PID"
 wait "$TRANSFER"
 check "a transfer in flight fails when postern-tunneld dies" test $? -ne 0

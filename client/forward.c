@@ -1,0 +1,410 @@
+/*
+ * postern forward [-L [BIND:]LPORT:NAME:RPORT]...
+ *
+ * Listens on local TCP ports and carries each accepted connection over
+ * one stream to RPORT on server NAME's loopback. Without -L, the config's
+ * forward { listen server port } blocks. One pool per server, shared by
+ * its listeners; a tunnel that dies ends only the connections it carried.
+ * Runs until SIGINT or SIGTERM.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "pool.h"
+
+#define DEFAULT_BIND "127.0.0.1"
+#define LISTEN_BACKLOG 128
+
+struct forward;
+
+struct listener {
+	uv_tcp_t tcp;
+	struct forward *fwd;
+	struct pool *pool;
+	const struct server_entry *server;
+	struct sockaddr_storage sa;
+	socklen_t sa_len;
+	uint16_t rport;
+	bool open;			/* tcp initialised */
+	char name[INET6_ADDRSTRLEN + 8];	/* "127.0.0.1:2201", for messages */
+};
+
+/* One accepted connection. */
+struct fwd_conn {
+	uv_tcp_t tcp;			/* first: close callbacks cast from it */
+	struct listener *l;
+	struct pool_stream *ps;
+};
+
+struct forward {
+	uv_loop_t loop;
+	struct client_ctx ctx;
+	struct listener *listeners;
+	size_t n_listeners;
+	struct pool **pools;		/* one per server, by server index */
+	uv_signal_t sigint, sigterm;
+	bool signals_open, stopping;
+};
+
+/* Connections. */
+
+static void conn_closed(uv_handle_t *h)
+{
+	struct fwd_conn *fc = (struct fwd_conn *)h;
+
+	if (fc->ps)
+		pool_stream_free(fc->ps);
+	free(fc);
+}
+
+static void conn_close(struct fwd_conn *fc)
+{
+	if (!uv_is_closing((uv_handle_t *)&fc->tcp))
+		uv_close((uv_handle_t *)&fc->tcp, conn_closed);
+}
+
+static void conn_log(const struct fwd_conn *fc, const char *err)
+{
+	if (!fc->l->fwd->stopping)
+		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, fc->l->name, err);
+}
+
+static void on_ready(struct pool_stream *ps, struct uvt_stream *s)
+{
+	struct fwd_conn *fc = pool_stream_user(ps);
+
+	uvt_stream_relay(s, (uv_stream_t *)&fc->tcp, (uv_stream_t *)&fc->tcp);
+}
+
+static void on_failed(struct pool_stream *ps, const char *err)
+{
+	struct fwd_conn *fc = pool_stream_user(ps);
+
+	conn_log(fc, err);
+	conn_close(fc);
+}
+
+static void on_done(struct pool_stream *ps, const char *err)
+{
+	struct fwd_conn *fc = pool_stream_user(ps);
+
+	if (err)
+		conn_log(fc, err);
+	conn_close(fc);
+}
+
+static const struct pool_stream_hooks stream_hooks = {
+	.ready = on_ready,
+	.failed = on_failed,
+	.done = on_done,
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = (struct listener *)server;
+	struct fwd_conn *fc;
+
+	if (status < 0) {
+		fprintf(stderr, "%s: %s: accept: %s\n", PROG_NAME, l->name,
+			uv_strerror(status));
+		return;
+	}
+	fc = calloc(1, sizeof(*fc));
+	if (!fc || uv_tcp_init(server->loop, &fc->tcp) < 0) {
+		free(fc);
+		return;
+	}
+	fc->l = l;
+	if (uv_accept(server, (uv_stream_t *)&fc->tcp) < 0) {
+		conn_close(fc);
+		return;
+	}
+	uv_tcp_nodelay(&fc->tcp, 1);
+	/* Nothing is read from the connection until its stream is ready. */
+	fc->ps = pool_open(l->pool, l->rport, &stream_hooks, fc);
+	if (!fc->ps)
+		conn_close(fc);
+}
+
+/* Setting up and shutting down. */
+
+static void stop(struct forward *f)
+{
+	if (f->stopping)
+		return;
+	f->stopping = true;
+	for (size_t i = 0; i < f->n_listeners; i++)
+		if (f->listeners[i].open)
+			uv_close((uv_handle_t *)&f->listeners[i].tcp, NULL);
+	if (f->signals_open) {
+		uv_close((uv_handle_t *)&f->sigint, NULL);
+		uv_close((uv_handle_t *)&f->sigterm, NULL);
+	}
+	for (size_t i = 0; i < f->ctx.cfg.n_servers; i++)
+		if (f->pools[i])
+			pool_close(f->pools[i]);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	stop(h->data);
+}
+
+static void address_text(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	uint16_t port;
+
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(buf, len, "[%s]:%u", host, port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+		snprintf(buf, len, "%s:%u", host, port);
+	}
+}
+
+static bool parse_port(const char *text, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (errno || end == text || *end || *text == '-' || v == 0 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+/*
+ * [BIND:]LPORT:NAME:RPORT, split from the right (BIND may be "[v6]").
+ * BIND: a numeric address, "localhost" or "*" (all IPv4 interfaces).
+ */
+static bool parse_spec(const char *spec, struct listener *l, const char **name)
+{
+	static char buf[512];	/* *name points into it */
+	char addr[INET6_ADDRSTRLEN + 16];
+	const char *bind = DEFAULT_BIND;
+	char *rport, *server, *lport;
+
+	if (strlen(spec) >= sizeof(buf))
+		return false;
+	strcpy(buf, spec);
+	rport = strrchr(buf, ':');
+	if (!rport)
+		return false;
+	*rport++ = '\0';
+	server = strrchr(buf, ':');
+	if (!server)
+		return false;
+	*server++ = '\0';
+	*name = server;
+	lport = strrchr(buf, ':');
+	if (lport) {
+		*lport++ = '\0';
+		bind = buf;
+		if (!strcmp(bind, "localhost"))
+			bind = "127.0.0.1";
+		else if (!strcmp(bind, "*"))
+			bind = "0.0.0.0";
+	} else {
+		lport = buf;
+	}
+	if (!**name || !parse_port(rport, &l->rport))
+		return false;
+	snprintf(addr, sizeof(addr), "%s:%s", bind, lport);
+	return config_parse_address(addr, &l->sa, &l->sa_len);
+}
+
+static struct pool *pool_for(struct forward *f, const struct server_entry *s)
+{
+	size_t i = (size_t)(s - f->ctx.cfg.servers);
+
+	if (!f->pools[i])
+		f->pools[i] = pool_new(&f->loop, &f->ctx, s, true);
+	return f->pools[i];
+}
+
+static bool start_listener(struct forward *f, struct listener *l)
+{
+	struct sockaddr_storage bound;
+	int len = sizeof(bound), rc;
+
+	l->fwd = f;
+	l->pool = pool_for(f, l->server);
+	address_text(&l->sa, l->name, sizeof(l->name));
+	if (!l->pool) {
+		fprintf(stderr, "%s: out of memory\n", PROG_NAME);
+		return false;
+	}
+	uv_tcp_init(&f->loop, &l->tcp);
+	l->open = true;
+	rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&l->sa, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s: cannot listen: %s\n", PROG_NAME, l->name,
+			uv_strerror(rc));
+		return false;
+	}
+	if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len) == 0)
+		address_text(&bound, l->name, sizeof(l->name));
+	printf("forwarding %s to %s port %u\n", l->name, l->server->name, l->rport);
+	return true;
+}
+
+static bool start(struct forward *f)
+{
+	for (size_t i = 0; i < f->n_listeners; i++)
+		if (!start_listener(f, &f->listeners[i]))
+			return false;
+	fflush(stdout);
+	uv_signal_init(&f->loop, &f->sigint);
+	uv_signal_init(&f->loop, &f->sigterm);
+	f->signals_open = true;
+	f->sigint.data = f->sigterm.data = f;
+	uv_signal_start(&f->sigint, on_signal, SIGINT);
+	uv_signal_start(&f->sigterm, on_signal, SIGTERM);
+	/* Knock and shake hands now: errors show at once, and the first
+	 * connection does not wait for them. */
+	for (size_t i = 0; i < f->ctx.cfg.n_servers; i++)
+		if (f->pools[i])
+			pool_warm(f->pools[i]);
+	return true;
+}
+
+/* The listeners from -L, else from the config's forward blocks. */
+static int collect(struct forward *f, char **specs, size_t n_specs)
+{
+	const struct cli_config *cfg = &f->ctx.cfg;
+	size_t n = n_specs ? n_specs : cfg->n_forwards;
+
+	if (n == 0) {
+		fprintf(stderr, "%s: nothing to forward: give -L [BIND:]LPORT:NAME:RPORT "
+			"or add forward blocks to %s\n", PROG_NAME, cfg->path);
+		return EXIT_FAIL;
+	}
+	f->listeners = calloc(n, sizeof(*f->listeners));
+	f->pools = calloc(cfg->n_servers ? cfg->n_servers : 1, sizeof(*f->pools));
+	if (!f->listeners || !f->pools) {
+		fprintf(stderr, "%s: out of memory\n", PROG_NAME);
+		return EXIT_FAIL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct listener *l = &f->listeners[i];
+		const char *name;
+
+		if (n_specs) {
+			if (!parse_spec(specs[i], l, &name)) {
+				fprintf(stderr, "%s: forward: bad -L '%s': want "
+					"[BIND:]LPORT:NAME:RPORT\n", PROG_NAME, specs[i]);
+				return EXIT_USAGE;
+			}
+		} else {
+			const struct forward_entry *e = &cfg->forwards[i];
+
+			name = e->server;
+			l->rport = e->port;
+			config_parse_address(e->listen, &l->sa, &l->sa_len);
+		}
+		l->server = client_ctx_server(&f->ctx, name);
+		if (!l->server)
+			return EXIT_FAIL;
+		f->n_listeners++;
+	}
+	return EXIT_OK;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "Usage: %s forward [-L [BIND:]LPORT:NAME:RPORT]...\n",
+		PROG_NAME);
+	return EXIT_USAGE;
+}
+
+static int run_forward(struct forward *f, char **specs, size_t n_specs)
+{
+	int status = collect(f, specs, n_specs);
+
+	if (status != EXIT_OK)
+		return status;
+	if (uv_loop_init(&f->loop) < 0) {
+		fprintf(stderr, "%s: cannot start an event loop\n", PROG_NAME);
+		return EXIT_FAIL;
+	}
+	/* A peer that went away must be an error, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!start(f)) {
+		status = EXIT_FAIL;
+		stop(f);
+	}
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	for (size_t i = 0; i < f->ctx.cfg.n_servers; i++)
+		pool_free(f->pools[i]);
+	uv_loop_close(&f->loop);
+	return status;
+}
+
+int forward_main(const struct cli_options *opt, int argc, char *argv[])
+{
+	static const struct option longopts[] = { { NULL, 0, NULL, 0 } };
+	struct forward *f;
+	char **specs = calloc((size_t)argc + 1, sizeof(*specs));
+	size_t n_specs = 0;
+	int c, status;
+
+	optind = 1;
+	while (specs && (c = getopt_long(argc, argv, "+L:", longopts, NULL)) != -1) {
+		if (c != 'L') {
+			free(specs);
+			return usage();
+		}
+		specs[n_specs++] = optarg;
+	}
+	if (!specs)
+		return EXIT_FAIL;
+	if (optind != argc) {
+		free(specs);
+		return usage();
+	}
+	/* Bad syntax is a usage error, before any config is read. */
+	for (size_t i = 0; i < n_specs; i++) {
+		struct listener l;
+		const char *name;
+
+		if (!parse_spec(specs[i], &l, &name)) {
+			fprintf(stderr, "%s: forward: bad -L '%s': want "
+				"[BIND:]LPORT:NAME:RPORT\n", PROG_NAME, specs[i]);
+			free(specs);
+			return EXIT_USAGE;
+		}
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f || !client_ctx_load(&f->ctx, opt)) {
+		free(f);
+		free(specs);
+		return EXIT_FAIL;
+	}
+	status = run_forward(f, specs, n_specs);
+	free(f->listeners);
+	free(f->pools);
+	client_ctx_free(&f->ctx);
+	free(f);
+	free(specs);
+	return status;
+}

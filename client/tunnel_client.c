@@ -1,0 +1,555 @@
+/* One tunnel connection: reach the port, knock if need be, handshake. */
+#include "tunnel_client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "knocker.h"
+
+#define TCP_KEEPIDLE_S 30
+#define TCP_KEEPINTVL_S 10
+#define TCP_KEEPCNT_N 3
+
+/* One connect(2) in flight, watched for writability. */
+struct tclient_attempt {
+	uv_poll_t poll;
+	struct tclient *tc;
+	int fd;				/* closed with the poll unless taken */
+};
+
+#define TC_OF(ptr, member) \
+	((struct tclient *)((char *)(ptr) - offsetof(struct tclient, member)))
+
+static void attempt_start(struct tclient *tc);
+static void knock(struct tclient *tc);
+static void timer_rearm(struct tclient *tc);
+
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A handle or request of ours is gone; the last one frees tc. */
+static void release(struct tclient *tc)
+{
+	if (--tc->refs > 0 || tc->state != TCLIENT_DONE || tc->freed_reported)
+		return;
+	tc->freed_reported = true;
+	tc->hooks->freed(tc);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	release(TC_OF(h, timer));
+}
+
+static void tcp_closed(uv_handle_t *h)
+{
+	/* Not h->data: uvt_conn_start may have set it before failing. */
+	release(TC_OF(h, conn.tcp));
+}
+
+static void attempt_closed(uv_handle_t *h)
+{
+	struct tclient_attempt *a = (struct tclient_attempt *)h;
+	struct tclient *tc = a->tc;
+
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a);
+	release(tc);
+}
+
+static void attempt_close(struct tclient *tc)
+{
+	struct tclient_attempt *a = tc->attempt;
+
+	if (!a)
+		return;
+	tc->attempt = NULL;
+	/* Stops the watch at once (epoll DEL), so a taken fd may be opened
+	 * as a uv_tcp_t right after. */
+	uv_close((uv_handle_t *)&a->poll, attempt_closed);
+}
+
+/* Close everything of ours: no callback but freed, once closed. */
+static void teardown(struct tclient *tc)
+{
+	tc->state = TCLIENT_DONE;
+	attempt_close(tc);
+	if (!uv_is_closing((uv_handle_t *)&tc->timer))
+		uv_close((uv_handle_t *)&tc->timer, timer_closed);
+	/* The callback still comes, with UV_EAI_CANCELED if this worked. */
+	uv_cancel((uv_req_t *)&tc->gai);
+	if (tc->tcp_ours) {
+		tc->tcp_ours = false;
+		uv_close((uv_handle_t *)&tc->conn.tcp, tcp_closed);
+	}
+	free(tc->reader);
+	tc->reader = NULL;
+	tunnel_handshake_free(&tc->hs);
+}
+
+static void fail(struct tclient *tc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fail(struct tclient *tc, const char *fmt, ...)
+{
+	char err[512];
+	va_list ap;
+
+	if (tc->state == TCLIENT_DONE)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, sizeof(err), fmt, ap);
+	va_end(ap);
+	teardown(tc);
+	tc->hooks->failed(tc, err);
+}
+
+/* IK makes the server's silence and a reply that does not authenticate
+ * the only signs of a refusal, and neither says which key was wrong. */
+static void fail_refused(struct tclient *tc)
+{
+	fail(tc, "%s: handshake refused: wrong server key or PSK, or this "
+	     "device's key is not allowed (the server does not say which, by "
+	     "design)", tc->server->name);
+}
+
+/* The session. */
+
+static void conn_ended(struct uvt_conn *c, const char *error)
+{
+	struct tclient *tc = c->user;
+	char err[512];
+
+	tc->state = TCLIENT_DONE;
+	if (tc->up_reported) {
+		tc->hooks->ended(tc, error);
+		return;
+	}
+	/* Bytes that came with message 2 already ended it. */
+	snprintf(err, sizeof(err), "%s: tunnel failed at once: %s",
+		 tc->server->name, error ? error : "connection closed");
+	tc->hooks->failed(tc, err);
+}
+
+static void conn_freed(struct uvt_conn *c)
+{
+	release(c->user);
+}
+
+static const struct uvt_conn_hooks conn_hooks = {
+	.ended = conn_ended,
+	.freed = conn_freed,
+};
+
+static void go_up(struct tclient *tc, struct tunnel_transport *t,
+		  const uint8_t *early, size_t early_len)
+{
+	tc->skew_ms = (int64_t)tc->hello.server_time_ms - (int64_t)realtime_ms();
+	tc->connect_ms = uv_now(tc->loop) - tc->started_ms;
+	uv_read_stop((uv_stream_t *)&tc->conn.tcp);
+	free(tc->reader);
+	tc->reader = NULL;
+	uv_close((uv_handle_t *)&tc->timer, timer_closed);
+	tc->state = TCLIENT_UP;
+	/* The socket's reference passes to the uvt_conn (conn_freed). */
+	tc->tcp_ours = false;
+	if (!uvt_conn_start(&tc->conn, tc->loop, t, true, &conn_hooks, tc,
+			    early, early_len)) {
+		tunnel_transport_free(t);
+		tc->tcp_ours = true;
+		fail(tc, "%s: out of memory", tc->server->name);
+		return;
+	}
+	if (tc->state == TCLIENT_UP) {
+		tc->up_reported = true;
+		tc->hooks->up(tc);
+	}
+}
+
+/* The handshake. */
+
+static void hs_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct tclient *tc = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init((char *)tc->conn.rbuf, sizeof(tc->conn.rbuf));
+}
+
+static void hs_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct tclient *tc = st->data;
+	struct tunnel_transport t;
+	const uint8_t *p = (const uint8_t *)buf->base, *msg;
+	size_t len, mlen;
+	enum tunnel_error e;
+
+	if (tc->state != TCLIENT_HANDSHAKE || n == 0)
+		return;
+	if (n == UV_EOF || n == UV_ECONNRESET) {
+		fail_refused(tc);
+		return;
+	}
+	if (n < 0) {
+		fail(tc, "%s: handshake: %s", tc->server->name, uv_strerror((int)n));
+		return;
+	}
+	len = (size_t)n;
+	e = tunnel_read(tc->reader, &p, &len, &msg, &mlen);
+	if (e == TUNNEL_AGAIN)
+		return;
+	if (e == TUNNEL_OK)
+		e = tunnel_client_finish(&tc->hs, msg, mlen, &tc->hello, &t);
+	if (e == TUNNEL_E_HANDSHAKE) {
+		fail_refused(tc);
+	} else if (e != TUNNEL_OK) {
+		fail(tc, "%s: handshake failed: %s (is %s port %u a postern tunnel?)",
+		     tc->server->name, tunnel_strerror(e), tc->server->address,
+		     tc->server->tunnel_port);
+	} else {
+		/* What follows message 2 in this read is transport. */
+		go_up(tc, &t, p, len);
+	}
+}
+
+static void msg1_written(uv_write_t *req, int status)
+{
+	struct tclient *tc = req->data;
+
+	if (status == 0 || tc->state != TCLIENT_HANDSHAKE)
+		return;
+	if (status == UV_ECONNRESET || status == UV_EPIPE)
+		fail_refused(tc);
+	else
+		fail(tc, "%s: handshake: %s", tc->server->name, uv_strerror(status));
+}
+
+static void handshake_start(struct tclient *tc)
+{
+	size_t len = sizeof(tc->msg1);
+	enum tunnel_error e;
+	uv_buf_t b;
+	int rc;
+
+	tc->state = TCLIENT_HANDSHAKE;
+	tc->reader = malloc(sizeof(*tc->reader));
+	if (!tc->reader) {
+		fail(tc, "%s: out of memory", tc->server->name);
+		return;
+	}
+	tunnel_reader_init(tc->reader, TUNNEL_EXPECT_MSG2);
+	e = tunnel_client_init(&tc->hs, &tc->ctx->key, tc->server->public_key,
+			       tc->ctx->psk);
+	if (e == TUNNEL_OK)
+		e = tunnel_client_start(&tc->hs, tc->msg1, &len);
+	if (e != TUNNEL_OK) {
+		fail(tc, "%s: handshake: %s", tc->server->name, tunnel_strerror(e));
+		return;
+	}
+	b = uv_buf_init((char *)tc->msg1, (unsigned int)len);
+	tc->wreq.data = tc;
+	rc = uv_write(&tc->wreq, (uv_stream_t *)&tc->conn.tcp, &b, 1, msg1_written);
+	if (rc == 0)
+		rc = uv_read_start((uv_stream_t *)&tc->conn.tcp, hs_alloc, hs_read);
+	if (rc < 0) {
+		fail(tc, "%s: handshake: %s", tc->server->name, uv_strerror(rc));
+		return;
+	}
+	tc->attempt_deadline_ms = uv_now(tc->loop) + TCLIENT_HANDSHAKE_MS;
+	timer_rearm(tc);
+}
+
+/* Reaching the port. */
+
+/* The tunnel is long-lived and idle for long stretches: keepalive finds
+ * a dead peer behind a NAT; NODELAY keeps keystrokes from waiting. */
+static void tune_socket(int fd)
+{
+	int one = 1, idle = TCP_KEEPIDLE_S, intvl = TCP_KEEPINTVL_S, cnt = TCP_KEEPCNT_N;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+static void connected(struct tclient *tc, struct tclient_attempt *a)
+{
+	int fd = a->fd, rc;
+
+	a->fd = -1;
+	attempt_close(tc);
+	tune_socket(fd);
+	rc = uv_tcp_init(tc->loop, &tc->conn.tcp);
+	if (rc < 0) {
+		close(fd);
+		fail(tc, "%s: %s", tc->server->name, uv_strerror(rc));
+		return;
+	}
+	tc->conn.tcp.data = tc;
+	tc->tcp_ours = true;
+	tc->refs++;
+	rc = uv_tcp_open(&tc->conn.tcp, fd);
+	if (rc < 0) {
+		close(fd);
+		fail(tc, "%s: %s", tc->server->name, uv_strerror(rc));
+		return;
+	}
+	handshake_start(tc);
+}
+
+static void attempt_ready(uv_poll_t *h, int status, int events)
+{
+	struct tclient_attempt *a = h->data;
+	struct tclient *tc = a->tc;
+	socklen_t len = sizeof(int);
+	int soerr = 0;
+
+	(void)events;
+	if (tc->attempt != a)
+		return;
+	if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (soerr == 0 && status == 0) {
+		connected(tc, a);
+		return;
+	}
+	attempt_close(tc);
+	if (tc->state == TCLIENT_PROBING) {
+		knock(tc);
+	} else if (soerr == ECONNREFUSED) {
+		/* The firewall let us through, but nothing listens. */
+		fail(tc, "%s: the gate opened but tunnel port %u refused the "
+		     "connection: is postern-tunneld running?", tc->server->name,
+		     tc->server->tunnel_port);
+	}
+	/* Else (unreachable, …) the next attempt starts at this one's
+	 * deadline: errors that come back at once must not spin. */
+}
+
+/* A fresh connect with a deadline of tc->attempt_ms, then doubled: each
+ * new SYN goes out now, not at TCP's own retransmit a second later. */
+static void attempt_start(struct tclient *tc)
+{
+	struct tclient_attempt *a;
+	int fd, rc;
+
+	attempt_close(tc);
+	fd = socket(tc->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || (connect(fd, (struct sockaddr *)&tc->sa, tc->sa_len) < 0 &&
+		       errno != EINPROGRESS)) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		fail(tc, "%s: connecting to %s port %u: %s", tc->server->name,
+		     tc->server->address, tc->server->tunnel_port, strerror(e));
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	rc = a ? uv_poll_init_socket(tc->loop, &a->poll, fd) : UV_ENOMEM;
+	if (rc < 0) {
+		close(fd);
+		free(a);
+		fail(tc, "%s: %s", tc->server->name, uv_strerror(rc));
+		return;
+	}
+	a->tc = tc;
+	a->fd = fd;
+	a->poll.data = a;
+	tc->refs++;
+	tc->attempt = a;
+	uv_poll_start(&a->poll, UV_WRITABLE, attempt_ready);
+	tc->attempt_deadline_ms = uv_now(tc->loop) + tc->attempt_ms;
+	if (tc->attempt_ms < TCLIENT_ATTEMPT_MAX_MS)
+		tc->attempt_ms *= 2;
+	timer_rearm(tc);
+}
+
+static bool send_knock(struct tclient *tc, char *err, size_t err_len)
+{
+	struct sockaddr_storage ksa = tc->sa;
+
+	if (ksa.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&ksa)->sin6_port = htons(tc->server->knock_port);
+	else
+		((struct sockaddr_in *)&ksa)->sin_port = htons(tc->server->knock_port);
+	return knock_send(tc->ctx, tc->server, &ksa, tc->sa_len, NULL, err, err_len);
+}
+
+static void knock(struct tclient *tc)
+{
+	char err[512];
+
+	if (!send_knock(tc, err, sizeof(err))) {
+		fail(tc, "%s", err);
+		return;
+	}
+	tc->state = TCLIENT_KNOCKED;
+	tc->knocked = true;
+	tc->knocked_ms = uv_now(tc->loop);
+	tc->attempt_ms = TCLIENT_ATTEMPT_MIN_MS;
+	attempt_start(tc);
+}
+
+static void timer_fired(uv_timer_t *t)
+{
+	struct tclient *tc = t->data;
+	uint64_t now = uv_now(tc->loop);
+	char err[512];
+
+	switch (tc->state) {
+	case TCLIENT_PROBING:
+		if (now >= tc->attempt_deadline_ms) {
+			attempt_close(tc);
+			knock(tc);
+			return;
+		}
+		break;
+	case TCLIENT_KNOCKED:
+		if (now - tc->knocked_ms >= TCLIENT_KNOCK_WAIT_MS) {
+			fail(tc, "%s: knock unanswered: tunnel port %u still closed "
+			     "after %d s (wrong server key, PSK or clock? see the "
+			     "server's journal)", tc->server->name,
+			     tc->server->tunnel_port, TCLIENT_KNOCK_WAIT_MS / 1000);
+			return;
+		}
+		if (!tc->reknocked && now - tc->knocked_ms >= TCLIENT_REKNOCK_MS) {
+			tc->reknocked = true;
+			/* A failure here shows as "unanswered" in the end. */
+			send_knock(tc, err, sizeof(err));
+		}
+		if (now >= tc->attempt_deadline_ms) {
+			attempt_start(tc);
+			return;
+		}
+		break;
+	case TCLIENT_HANDSHAKE:
+		if (now >= tc->attempt_deadline_ms) {
+			fail(tc, "%s: handshake timed out after %d s (is %s port %u "
+			     "a postern tunnel?)", tc->server->name,
+			     TCLIENT_HANDSHAKE_MS / 1000, tc->server->address,
+			     tc->server->tunnel_port);
+			return;
+		}
+		break;
+	default:
+		return;
+	}
+	timer_rearm(tc);
+}
+
+/* Wake at the next deadline of the current state. */
+static void timer_rearm(struct tclient *tc)
+{
+	uint64_t now = uv_now(tc->loop), next = tc->attempt_deadline_ms;
+
+	if (tc->state == TCLIENT_DONE)
+		return;
+	if (tc->state == TCLIENT_KNOCKED) {
+		if (!tc->reknocked && tc->knocked_ms + TCLIENT_REKNOCK_MS < next)
+			next = tc->knocked_ms + TCLIENT_REKNOCK_MS;
+		if (tc->knocked_ms + TCLIENT_KNOCK_WAIT_MS < next)
+			next = tc->knocked_ms + TCLIENT_KNOCK_WAIT_MS;
+	}
+	uv_timer_start(&tc->timer, timer_fired, next > now ? next - now : 0, 0);
+}
+
+static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct tclient *tc = req->data;
+
+	if (tc->state != TCLIENT_RESOLVING) {
+		/* cancelled, or closed meanwhile */
+	} else if (status < 0) {
+		fail(tc, "%s: cannot resolve %s: %s", tc->server->name,
+		     tc->server->address, uv_strerror(status));
+	} else {
+		memcpy(&tc->sa, res->ai_addr, res->ai_addrlen);
+		tc->sa_len = res->ai_addrlen;
+		tc->state = TCLIENT_PROBING;
+		tc->attempt_ms = TCLIENT_PROBE_MS;
+		attempt_start(tc);
+	}
+	uv_freeaddrinfo(res);
+	release(tc);
+}
+
+bool tclient_connect(struct tclient *tc, uv_loop_t *loop,
+		     const struct client_ctx *ctx, const struct server_entry *s,
+		     const struct tclient_hooks *hooks, void *user)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM };
+	char service[8];
+	int rc;
+
+	memset(tc, 0, sizeof(*tc));
+	tc->loop = loop;
+	tc->ctx = ctx;
+	tc->server = s;
+	tc->hooks = hooks;
+	tc->user = user;
+	tc->state = TCLIENT_RESOLVING;
+	tc->started_ms = uv_now(loop);
+	if (uv_timer_init(loop, &tc->timer) < 0)
+		return false;
+	tc->timer.data = tc;
+	tc->refs = 1;
+	snprintf(service, sizeof(service), "%u", s->tunnel_port);
+	tc->gai.data = tc;
+	rc = uv_getaddrinfo(loop, &tc->gai, resolved, s->address, service, &hints);
+	if (rc < 0)
+		fail(tc, "%s: cannot resolve %s: %s", s->name, s->address,
+		     uv_strerror(rc));
+	else
+		tc->refs++;
+	return true;
+}
+
+void tclient_close(struct tclient *tc)
+{
+	if (tc->state == TCLIENT_UP && !tc->conn.ended)
+		uvt_conn_close(&tc->conn);	/* ended, then freed */
+	else if (tc->state != TCLIENT_DONE)
+		teardown(tc);
+}
+
+bool tclient_port_allowed(const struct tclient *tc, uint16_t port)
+{
+	for (size_t i = 0; i < tc->hello.n_ports; i++)
+		if (tc->hello.ports[i] == port)
+			return true;
+	return false;
+}
+
+void tclient_ports_text(const struct tclient *tc, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	snprintf(buf, len, "none");
+	for (size_t i = 0; i < tc->hello.n_ports && off < len; i++) {
+		int n = snprintf(buf + off, len - off, "%s%u", i ? ", " : "",
+				 tc->hello.ports[i]);
+
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# The client side of the tunnel: postern pipe and postern forward against
+# posternd and postern-tunneld in a server namespace with a default-drop
+# firewall. What this checks is the client's own behaviour: knocking only
+# when the gate is closed, every kind of standard input and output, half-
+# close both ways, the errors it prints, forward's listeners and config
+# blocks, and a forward that outlives its tunnel.
+#
+# usage: tunnel_client_test.sh BUILD_DIR  (KEEP_LOGS=DIR keeps the run's files)
+set -u
+BUILD=$(realpath "$1")
+POSTERN=$BUILD/client/postern POSTERND=$BUILD/daemon/posternd
+TUNNELD=$BUILD/daemon/postern-tunneld
+ECHO=$BUILD/tests/echo_server LOAD=$BUILD/tests/echo_load
+. "$(dirname "$0")/netns_lib.sh"
+
+require_root_netns
+command -v iptables-nft >/dev/null || skip "iptables-nft is not installed"
+command -v python3 >/dev/null || skip "python3 is not installed"
+[ -x "$TUNNELD" ] || skip "postern-tunneld is not built"
+netns_setup tcli
+
+KPORT=62201 TPORT=8443 EPORT=7777 GPORT=7778
+umask 077
+cd "$TMP"
+for k in server other alice; do
+	"$POSTERN" genkey > $k.key
+	"$POSTERN" pubkey < $k.key > $k.pub
+done
+"$POSTERN" genpsk > psk
+"$POSTERN" genpsk > otherpsk
+
+cat > server.conf <<CONF
+private_key_file = "server.key"
+psk_file = "psk"
+knock { port = $KPORT  open_seconds = 120 }
+tunnel {
+	listen = {"$SERVER4:$TPORT"}
+	egress = {22, $EPORT, $GPORT, 9}
+}
+client "alice" {
+	public_key = "$(cat alice.pub)"
+	open = {$TPORT}
+}
+CONF
+client_conf() {	# client_conf FILE SERVER_PUB PSK [EXTRA]
+	cat > "$1" <<CONF
+private_key_file = "alice.key"
+psk_file = "$3"
+server "web1" {
+	address = "$SERVER4"
+	knock_port = $KPORT
+	tunnel_port = $TPORT
+	public_key = "$(cat "$2")"
+}
+${4:-}
+CONF
+}
+client_conf client.conf server.pub psk
+client_conf wrong-server.conf other.pub psk
+client_conf wrong-psk.conf server.pub otherpsk
+client_conf forwards.conf server.pub psk "forward { listen = \"127.0.0.1:7101\"  server = \"web1\"  port = $EPORT }
+forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }"
+
+"$POSTERND" --print-nft -c server.conf |
+	sed -e 's/priority filter;/priority filter + 10;/' -e 's/queue num [0-9]* bypass/drop/' > ruleset.nft
+in_server nft -f ruleset.nft
+in_server iptables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num 0
+
+# A service that says hello, half-closes, and notes when the client's
+# FIN arrives: the server's FIN must reach postern's reader while
+# postern's standard input is still open.
+cat > greet.py <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    try:	# a probe that hung up at once must not end the service
+        c.sendall(b"hello\n")
+        c.shutdown(socket.SHUT_WR)
+        c.settimeout(30)
+        while c.recv(65536):
+            pass
+        open(sys.argv[2], "a").write("client-fin\n")
+    except OSError:
+        pass
+    c.close()
+PY
+
+# sshd on the server's loopback, for ProxyCommand.
+HAVE_SSHD=
+if [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null; then
+	ssh-keygen -q -t ed25519 -N '' -f host_key
+	ssh-keygen -q -t ed25519 -N '' -f user_key
+	cp user_key.pub authorized_keys
+	cat > sshd_config <<CONF
+ListenAddress 127.0.0.1:22
+HostKey $TMP/host_key
+AuthorizedKeysFile $TMP/authorized_keys
+PidFile none
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+CONF
+	mkdir -p /run/sshd
+	start_bg "$NS_S" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" 2> sshd.log
+	HAVE_SSHD=1
+fi
+
+start_bg "$NS_S" "$POSTERND" -c server.conf 2> posternd.log
+start_bg "$NS_S" "$TUNNELD" -c server.conf 2> tunneld.log
+TUNNELD_PID=$LAST_PID
+start_bg "$NS_S" "$ECHO" $EPORT 280
+start_bg "$NS_S" python3 greet.py $GPORT "$TMP/greet.log"
+wait_for 5 in_server grep -qE "^ *0 " /proc/net/netfilter/nfnetlink_queue
+wait_for 5 in_server bash -c "exec 3<>/dev/tcp/127.0.0.1/$GPORT" 2>/dev/null
+wait_for 5 in_server bash -c "exec 3<>/dev/tcp/$SERVER4/$TPORT" 2>/dev/null
+
+export TMP POSTERN NS_C SERVER4 TPORT EPORT GPORT
+export -f in_client wait_for
+knocks() { grep -c "opened .* port $TPORT" "$TMP/posternd.log"; }
+export -f knocks
+
+check "the tunnel port is closed before a knock" bash -c '
+	in_client timeout 2 bash -c "exec 3<>/dev/tcp/$SERVER4/$TPORT" 2>/dev/null; [ $? -eq 124 ]'
+check "pipe knocks, then carries a line to the echo service and back" bash -c '
+	out=$(echo hello-pipe | in_client "$POSTERN" -c client.conf pipe web1 $EPORT); rc=$?
+	echo "$out"; [ $rc -eq 0 ] && [ "$out" = hello-pipe ] && [ "$(knocks)" -eq 1 ]'
+check "a second pipe finds the gate open and does not knock" bash -c '
+	out=$(echo again | in_client "$POSTERN" -c client.conf pipe web1 $EPORT); rc=$?
+	[ $rc -eq 0 ] && [ "$out" = again ] && [ "$(knocks)" -eq 1 ]'
+
+head -c $((8 << 20)) /dev/urandom > big
+check "8 MiB from a regular file to a regular file (bridged) arrive intact" bash -c '
+	in_client "$POSTERN" -c client.conf pipe web1 $EPORT < big > big.out && cmp big big.out'
+check "8 MiB between pipes arrive intact" bash -c '
+	cat big | in_client "$POSTERN" -c client.conf pipe web1 $EPORT | cat > big.out2 &&
+	cmp big big.out2'
+check "stdin from /dev/null: the stream ends at once, exit 0" bash -c '
+	out=$(in_client "$POSTERN" -c client.conf pipe web1 $EPORT < /dev/null); rc=$?
+	[ $rc -eq 0 ] && [ -z "$out" ]'
+check "standard input and output on one socket (inetd style)" bash -c '
+	in_client python3 -c "
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen([sys.argv[1], \"-c\", \"client.conf\", \"pipe\", \"web1\", sys.argv[2]],
+                     stdin=b, stdout=b)
+b.close()
+a.sendall(b\"over-one-socket\")
+a.shutdown(socket.SHUT_WR)
+got = b\"\"
+while True:
+    d = a.recv(4096)
+    if not d: break
+    got += d
+sys.exit(0 if got == b\"over-one-socket\" and p.wait() == 0 else 1)" "$POSTERN" $EPORT'
+
+# The server's FIN closes postern's standard output while its standard
+# input stays open; then the end of standard input sends our FIN.
+check "half-close: the server's FIN closes stdout before stdin ends; exit 0" \
+	timeout 20 bash -c '
+	: > greet.log			# the start-up probe may have left a line
+	coproc P { exec ip netns exec $NS_C "$POSTERN" -c client.conf pipe web1 $GPORT; }
+	pid=$P_PID
+	exec {out}<&"${P[0]}"		# coproc descriptors skip subshells
+	got=$(cat <&$out)		# returns only once postern closed stdout
+	[ "$got" = hello ] || { echo "got: $got"; exit 1; }
+	[ ! -s greet.log ] || { echo early-fin; exit 1; }	# and we have not sent our FIN yet
+	exec {P[1]}>&-
+	wait $pid || { echo "rc: $?"; exit 1; }
+	for _ in $(seq 50); do grep -q client-fin greet.log && exit 0; sleep 0.1; done
+	exit 1'
+
+check "standard input from a tty" bash -c '
+	in_client python3 -c "
+import os, pty, subprocess, sys
+m, s = pty.openpty()
+p = subprocess.Popen([sys.argv[1], \"-c\", \"client.conf\", \"pipe\", \"web1\", sys.argv[2]],
+                     stdin=s, stdout=subprocess.PIPE)
+os.close(s)
+os.write(m, b\"from-a-tty\\n\\x04\")	# a line, then end-of-file
+out = p.communicate(timeout=15)[0]
+sys.exit(0 if out == b\"from-a-tty\\n\" and p.returncode == 0 else 1)" "$POSTERN" $EPORT'
+if [ -n "$HAVE_SSHD" ]; then
+	check "ssh -o ProxyCommand=\"postern pipe %n 22\" runs a command" bash -c '
+	out=$(in_client ssh -i user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o LogLevel=ERROR -o BatchMode=yes -o ConnectTimeout=10 \
+		-o "ProxyCommand=$POSTERN -c $TMP/client.conf pipe %n 22" root@web1 echo via-ssh 2>&1)
+	echo "$out"; [ "$out" = via-ssh ]'
+fi
+
+check "a port outside the hello's list fails fast, naming the allowed ones" bash -c '
+	out=$(in_client "$POSTERN" -c client.conf pipe web1 5432 < /dev/null 2>&1); rc=$?
+	echo "$out"
+	[ $rc -eq 1 ] && [ "$out" = "postern: web1: port 5432 not allowed (server allows: 22, $EPORT, $GPORT, 9)" ]'
+check "an allowed port with nothing listening: connection refused" bash -c '
+	out=$(in_client "$POSTERN" -c client.conf pipe web1 9 < /dev/null 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && [ "$out" = "postern: web1: port 9: connection refused" ]'
+check "an unknown server name is an error" bash -c '
+	out=$(in_client "$POSTERN" -c client.conf pipe nosuch 22 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "no server .nosuch."'
+check "bad usage exits 2" bash -c '
+	in_client "$POSTERN" -c client.conf pipe web1 2>/dev/null; [ $? -eq 2 ] &&
+	{ in_client "$POSTERN" -c client.conf pipe web1 0 2>/dev/null; [ $? -eq 2 ]; } &&
+	{ in_client "$POSTERN" -c client.conf forward -L 2201:web1 2>/dev/null; [ $? -eq 2 ]; }'
+
+# The gate is open for our address now: the handshake is what fails.
+refused="handshake refused: wrong server key or PSK, or this device.s key is not allowed"
+export refused
+check "a wrong server key: handshake refused, saying what it may be" bash -c '
+	out=$(in_client "$POSTERN" -c wrong-server.conf pipe web1 $EPORT < /dev/null 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "^postern: web1: $refused"'
+check "a wrong PSK: the same message" bash -c '
+	out=$(in_client "$POSTERN" -c wrong-psk.conf pipe web1 $EPORT < /dev/null 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "^postern: web1: $refused"'
+
+# forward: -L listeners, then the config's blocks.
+start_bg "$NS_C" "$POSTERN" -c client.conf forward -L 7001:web1:$EPORT \
+	-L 127.0.0.1:7002:web1:$GPORT -L 7003:web1:9 -L "[::1]:7004:web1:$EPORT" \
+	> fwd.out 2> fwd.err
+FWD=$LAST_PID
+wait_for 5 grep -q 7004 fwd.out
+check "forward prints one line per listener" bash -c '
+	[ "$(cat fwd.out)" = "forwarding 127.0.0.1:7001 to web1 port $EPORT
+forwarding 127.0.0.1:7002 to web1 port $GPORT
+forwarding 127.0.0.1:7003 to web1 port 9
+forwarding [::1]:7004 to web1 port $EPORT" ]'
+check "forward warms its tunnel at start" wait_for 5 grep -q "web1: tunnel up" fwd.err
+check "a forwarded connection reaches the echo service" bash -c '
+	[ "$(in_client python3 -c "
+import socket
+s = socket.create_connection((\"127.0.0.1\", 7001)); s.sendall(b\"fwd-ok\"); s.shutdown(socket.SHUT_WR)
+print(s.makefile().read())")" = fwd-ok ]'
+check "an IPv6 listener works too" bash -c '
+	[ "$(in_client python3 -c "
+import socket
+s = socket.create_connection((\"::1\", 7004)); s.sendall(b\"v6\"); s.shutdown(socket.SHUT_WR)
+print(s.makefile().read())")" = v6 ]'
+check "a refused service closes that one connection, with a log line" bash -c '
+	in_client python3 -c "
+import socket
+s = socket.create_connection((\"127.0.0.1\", 7003)); assert s.recv(10) == b\"\"" &&
+	wait_for 3 grep -q "postern: 127.0.0.1:7003: web1: port 9: connection refused" fwd.err'
+check "40 concurrent connections through one forward" \
+	in_client "$LOAD" 127.0.0.1 7001 40 262144 60
+check "  ...spread over a second tunnel (pool of 2)" bash -c '
+	[ "$(grep -c "web1: tunnel up" fwd.err)" -eq 2 ]'
+
+# The tunnel daemon dies and comes back: forward stays up, and the next
+# connection gets a new tunnel.
+kill -9 "$TUNNELD_PID"
+check "forward notices the tunnel went" wait_for 5 grep -q "web1: tunnel closed" fwd.err
+start_bg "$NS_S" "$TUNNELD" -c server.conf 2>> tunneld.log
+TUNNELD_PID=$LAST_PID
+wait_for 5 in_server bash -c "exec 3<>/dev/tcp/$SERVER4/$TPORT" 2>/dev/null
+check "forward outlives its tunnel: the next connection reconnects" bash -c '
+	[ "$(in_client python3 -c "
+import socket
+s = socket.create_connection((\"127.0.0.1\", 7001)); s.sendall(b\"back\"); s.shutdown(socket.SHUT_WR)
+print(s.makefile().read())")" = back ]'
+kill -TERM "$FWD"
+wait "$FWD"
+check "forward exits 0 on SIGTERM" test $? -eq 0
+
+start_bg "$NS_C" "$POSTERN" -c forwards.conf forward > fwd2.out 2> fwd2.err
+FWD=$LAST_PID
+wait_for 5 grep -q 7102 fwd2.out
+check "forward without -L uses the config's forward blocks" bash -c '
+	grep -q "forwarding 127.0.0.1:7101 to web1 port $EPORT" fwd2.out &&
+	[ "$(in_client python3 -c "
+import socket
+s = socket.create_connection((\"127.0.0.1\", 7101)); s.sendall(b\"cfg\"); s.shutdown(socket.SHUT_WR)
+print(s.makefile().read())")" = cfg ]'
+kill -INT "$FWD"
+wait "$FWD"
+check "forward exits 0 on SIGINT" test $? -eq 0
+check "forward with nothing to forward says so" bash -c '
+	out=$(in_client "$POSTERN" -c client.conf forward 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "nothing to forward"'
+
+# The gate closes: nothing listens once tunneld is gone, but a knock
+# still opens the firewall, and the refusal is named.
+kill -TERM "$TUNNELD_PID"
+wait "$TUNNELD_PID" 2>/dev/null
+check "the gate opens but nothing listens: says so" bash -c '
+	out=$(in_client "$POSTERN" -c client.conf pipe web1 $EPORT < /dev/null 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "refused the connection: is postern-tunneld running?"'
+in_server nft flush set inet postern allow4
+in_server conntrack -F 2>/dev/null
+check "a knock the server ignores: knock unanswered after 5 s" bash -c '
+	out=$(in_client "$POSTERN" -c wrong-server.conf pipe web1 $EPORT < /dev/null 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "^postern: web1: knock unanswered"'
+
+[ -n "${KEEP_LOGS:-}" ] && cp -r "$TMP" "$KEEP_LOGS"
+finish
