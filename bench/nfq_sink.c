@@ -51,6 +51,7 @@ enum mac1_mode { MAC1_NONE, MAC1_SHIPPED, MAC1_REUSE };
 static volatile sig_atomic_t stop;
 static enum mac1_mode mac1_mode;
 static uint8_t mac1_key[HASH_LEN];
+static struct keyed_blake2s mac1_ctx;	/* as posternd keeps it */
 static gcry_md_hd_t mac1_md;
 static uint32_t queue_maxlen = QUEUE_MAXLEN;
 static int rcvbuf = RCVBUF;
@@ -96,7 +97,7 @@ static uint8_t bufs[BURST][MSG_BUF];
 static void check_mac1(const uint8_t knock[KNOCK_LEN])
 {
 	if (mac1_mode == MAC1_SHIPPED) {
-		mac1_ok += knock_check_outer(mac1_key, knock, KNOCK_LEN) == KNOCK_OK;
+		mac1_ok += knock_check_outer(&mac1_ctx, knock, KNOCK_LEN) == KNOCK_OK;
 	} else if (knock[0] == KNOCK_VERSION) {
 		gcry_md_reset(mac1_md);
 		gcry_md_setkey(mac1_md, mac1_key, HASH_LEN);
@@ -191,6 +192,8 @@ int main(int argc, char *argv[])
 		if (!crypto_init() || gcry_md_open(&mac1_md, GCRY_MD_BLAKE2S_128, 0))
 			return fprintf(stderr, "nfq_sink: libgcrypt\n"), 1;
 		random_bytes(mac1_key, sizeof(mac1_key));
+		if (!keyed_blake2s_init(&mac1_ctx, mac1_key))
+			return fprintf(stderr, "nfq_sink: libgcrypt\n"), 1;
 	}
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);

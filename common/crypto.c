@@ -115,6 +115,37 @@ void blake2s_128_keyed(uint8_t out[16], const uint8_t key[HASH_LEN],
 	gcry_md_close(md);
 }
 
+bool keyed_blake2s_init(struct keyed_blake2s *m, const uint8_t key[HASH_LEN])
+{
+	gcry_md_hd_t hd;
+
+	if (gcry_md_open(&hd, GCRY_MD_BLAKE2S_128, 0) != 0)
+		return false;
+	m->hd = hd;
+	memcpy(m->key, key, HASH_LEN);
+	return true;
+}
+
+void keyed_blake2s_128(struct keyed_blake2s *m, uint8_t out[16],
+		       const void *msg, size_t len)
+{
+	gcry_md_hd_t hd = m->hd;
+
+	/* A reset forgets the key: BLAKE2 absorbs it as the first block. */
+	gcry_md_reset(hd);
+	if (gcry_md_setkey(hd, m->key, HASH_LEN) != 0)
+		abort();
+	gcry_md_write(hd, msg, len);
+	memcpy(out, gcry_md_read(hd, 0), 16);
+}
+
+void keyed_blake2s_free(struct keyed_blake2s *m)
+{
+	if (m->hd)
+		gcry_md_close(m->hd);
+	wipe(m, sizeof(*m));
+}
+
 void hmac_blake2s(uint8_t out[HASH_LEN], const uint8_t key[HASH_LEN],
 		  const void *a, size_t alen, const void *b, size_t blen)
 {

@@ -39,6 +39,17 @@ void blake2s(uint8_t out[HASH_LEN], const void *a, size_t alen,
 /* BLAKE2s with a 16-byte output in keyed mode (RFC 7693). */
 void blake2s_128_keyed(uint8_t out[16], const uint8_t key[HASH_LEN],
 		       const void *msg, size_t len);
+/* The same MAC with its libgcrypt handle kept between calls: posternd
+ * checks one per queued packet, and opening a handle costs more than the
+ * hash. Not for concurrent use. */
+struct keyed_blake2s {
+	void *hd;
+	uint8_t key[HASH_LEN];
+};
+bool keyed_blake2s_init(struct keyed_blake2s *m, const uint8_t key[HASH_LEN]);
+void keyed_blake2s_128(struct keyed_blake2s *m, uint8_t out[16],
+		       const void *msg, size_t len);
+void keyed_blake2s_free(struct keyed_blake2s *m);
 /* HMAC-BLAKE2s-256 of a ‖ b (RFC 2104). */
 void hmac_blake2s(uint8_t out[HASH_LEN], const uint8_t key[HASH_LEN],
 		  const void *a, size_t alen, const void *b, size_t blen);

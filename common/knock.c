@@ -94,7 +94,7 @@ bool knock_build(uint8_t out[KNOCK_LEN], const struct noise_keypair *client,
 	return true;
 }
 
-enum knock_reason knock_check_outer(const uint8_t mac1_key[HASH_LEN],
+enum knock_reason knock_check_outer(struct keyed_blake2s *mac1_ctx,
 				    const uint8_t *pkt, size_t len)
 {
 	uint8_t mac1[KNOCK_MAC_LEN];
@@ -103,7 +103,7 @@ enum knock_reason knock_check_outer(const uint8_t mac1_key[HASH_LEN],
 		return KNOCK_BAD_LENGTH;
 	if (pkt[0] != KNOCK_VERSION)
 		return KNOCK_BAD_VERSION;
-	blake2s_128_keyed(mac1, mac1_key, pkt, KNOCK_MAC_OFFSET);
+	keyed_blake2s_128(mac1_ctx, mac1, pkt, KNOCK_MAC_OFFSET);
 	if (!equal_ct(mac1, pkt + KNOCK_MAC_OFFSET, KNOCK_MAC_LEN))
 		return KNOCK_BAD_MAC1;
 	return KNOCK_OK;

@@ -68,7 +68,7 @@ bool knock_build(uint8_t out[KNOCK_LEN], const struct noise_keypair *client,
 
 /* Server, step 1, no public-key work: length, version and mac1 (constant
  * time). */
-enum knock_reason knock_check_outer(const uint8_t mac1_key[HASH_LEN],
+enum knock_reason knock_check_outer(struct keyed_blake2s *mac1,
 				    const uint8_t *pkt, size_t len);
 
 /* Server, step 2: the Noise read (two X25519). On success gives the client's

@@ -9,15 +9,20 @@ bool knock_verifier_init(struct knock_verifier *v,
 			 const uint8_t psk[KEY_LEN],
 			 const struct server_config *cfg, uint64_t now_ms)
 {
+	uint8_t key[HASH_LEN];
+	bool ok;
+
 	memset(v, 0, sizeof(*v));
 	v->server = *server;
 	memcpy(v->psk, psk, KEY_LEN);
-	knock_mac1_key(v->mac1_key, server->pub);
+	knock_mac1_key(key, server->pub);
+	ok = keyed_blake2s_init(&v->mac1, key);
+	wipe(key, sizeof(key));
 	v->start_ms = now_ms;
 	v->cfg = cfg;
 	v->last_ms = calloc(cfg->n_clients ? cfg->n_clients : 1, sizeof(*v->last_ms));
 	ratelimit_init(&v->rl, KNOCK_RATE_PER_SECOND, KNOCK_RATE_BURST);
-	return v->last_ms != NULL;
+	return ok && v->last_ms != NULL;
 }
 
 bool knock_verifier_reload(struct knock_verifier *v,
@@ -42,6 +47,7 @@ bool knock_verifier_reload(struct knock_verifier *v,
 
 void knock_verifier_free(struct knock_verifier *v)
 {
+	keyed_blake2s_free(&v->mac1);
 	free(v->last_ms);
 	wipe(v, sizeof(*v));
 }
@@ -72,7 +78,7 @@ static enum knock_reason decide(struct knock_verifier *v, const uint8_t *pkt,
 	enum knock_reason r;
 	size_t i;
 
-	r = knock_check_outer(v->mac1_key, pkt, len);
+	r = knock_check_outer(&v->mac1, pkt, len);
 	if (r != KNOCK_OK)
 		return r;
 	if (!ratelimit_allow(&v->rl, src, now_ms))

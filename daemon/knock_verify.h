@@ -27,7 +27,7 @@
 struct knock_verifier {
 	struct noise_keypair server;
 	uint8_t psk[KEY_LEN];
-	uint8_t mac1_key[HASH_LEN];
+	struct keyed_blake2s mac1;	/* keyed with the server's mac1 key */
 	uint64_t start_ms;		/* knocks made before this open nothing */
 	const struct server_config *cfg;
 	uint64_t *last_ms;		/* per cfg->clients[i]: last timestamp */

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 1 && size - 1 >= KNOCK_LEN) {
 		/* forge a valid mac1 so the expensive path is explored */
 		memcpy(pkt, data + 1, KNOCK_LEN);
-		blake2s_128_keyed(pkt + KNOCK_MAC_OFFSET, verifier.mac1_key, pkt,
+		blake2s_128_keyed(pkt + KNOCK_MAC_OFFSET, verifier.mac1.key, pkt,
 				  KNOCK_MAC_OFFSET);
 		knock_verify(&verifier, pkt, KNOCK_LEN, d.src, 1000, &dec);
 	} else {
