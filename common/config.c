@@ -1393,3 +1393,26 @@ bool server_config_load_key(const struct server_config *c,
 					   "private_key_credential", err, err_len);
 	return key_load_secret_file(key, c->private_key_file, err, err_len);
 }
+
+struct server_config *server_config_new(const char *path, char *err,
+					size_t err_len)
+{
+	struct server_config *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	if (server_config_load(c, path, err, err_len))
+		return c;
+	free(c);
+	return NULL;
+}
+
+void server_config_delete(struct server_config *c)
+{
+	if (!c)
+		return;
+	server_config_free(c);
+	free(c);
+}

@@ -106,6 +106,11 @@ struct cli_config {
 bool server_config_load(struct server_config *c, const char *path,
 			char *err, size_t err_len);
 void server_config_free(struct server_config *c);
+/* The same, allocated: for daemons that swap configurations on SIGHUP.
+ * NULL on failure (err says why); server_config_delete(NULL) is a no-op. */
+struct server_config *server_config_new(const char *path, char *err,
+					size_t err_len);
+void server_config_delete(struct server_config *c);
 bool cli_config_load(struct cli_config *c, const char *path,
 		     char *err, size_t err_len);
 void cli_config_free(struct cli_config *c);

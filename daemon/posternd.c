@@ -58,25 +58,6 @@ static uint64_t monotonic_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static struct server_config *load_config(const char *path, char *err)
-{
-	struct server_config *cfg = calloc(1, sizeof(*cfg));
-
-	if (cfg && server_config_load(cfg, path, err, ERR_LEN))
-		return cfg;
-	if (cfg)
-		server_config_free(cfg);
-	free(cfg);
-	return NULL;
-}
-
-static void free_config(struct server_config *cfg)
-{
-	if (cfg)
-		server_config_free(cfg);
-	free(cfg);
-}
-
 static bool load_secrets(const struct server_config *cfg,
 			 struct noise_keypair *server, uint8_t psk[KEY_LEN],
 			 char *err)
@@ -234,7 +215,7 @@ static void notify_status(struct posternd *d)
 static void reload(struct posternd *d)
 {
 	char err[ERR_LEN];
-	struct server_config *cfg = load_config(d->config_path, err);
+	struct server_config *cfg = server_config_new(d->config_path, err, ERR_LEN);
 	struct server_config *old = d->cfg;
 
 	sd_notify(0, "RELOADING=1");
@@ -243,16 +224,16 @@ static void reload(struct posternd *d)
 	} else if (cfg->knock.queue != old->knock.queue) {
 		log_msg(LOG_ERR, "reload failed: knock.queue changed (%u → %u); restart "
 			"posternd to move queues", old->knock.queue, cfg->knock.queue);
-		free_config(cfg);
+		server_config_delete(cfg);
 	} else if (!knock_verifier_reload(&d->verifier, cfg)) {
 		log_msg(LOG_ERR, "reload failed: out of memory");
-		free_config(cfg);
+		server_config_delete(cfg);
 	} else {
 		d->cfg = cfg;
 		set_refs(d);
 		if (!check_sets(d, err))
 			log_msg(LOG_ERR, "%s", err);
-		free_config(old);
+		server_config_delete(old);
 		log_event(LOG_NOTICE, "daemon_reload", (const char *const[]){ NULL },
 			  "reloaded %s: %zu clients", d->config_path, cfg->n_clients);
 	}
@@ -378,14 +359,14 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: libgcrypt is too old\n", PROG_NAME);
 		return 1;
 	}
-	d.cfg = load_config(d.config_path, err);
+	d.cfg = server_config_new(d.config_path, err, ERR_LEN);
 	if (!d.cfg) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		return 1;
 	}
 	if (print) {
 		print_nft(stdout, d.cfg);
-		free_config(d.cfg);
+		server_config_delete(d.cfg);
 		return 0;
 	}
 	if (!load_secrets(d.cfg, &server, psk, err) ||
@@ -424,6 +405,6 @@ out:
 	nfqueue_close(d.queue);
 	if (d.nft)
 		nft_conn_close(d.nft);
-	free_config(d.cfg);
+	server_config_delete(d.cfg);
 	return status;
 }

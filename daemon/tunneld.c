@@ -21,25 +21,6 @@
 #define ERR_LEN 512
 #define STATUS_INTERVAL_MS 5000
 
-static struct server_config *load_config(const char *path, char *err)
-{
-	struct server_config *cfg = calloc(1, sizeof(*cfg));
-
-	if (cfg && server_config_load(cfg, path, err, ERR_LEN))
-		return cfg;
-	if (cfg)
-		server_config_free(cfg);
-	free(cfg);
-	return NULL;
-}
-
-static void free_config(struct server_config *cfg)
-{
-	if (cfg)
-		server_config_free(cfg);
-	free(cfg);
-}
-
 static bool load_secrets(struct tunneld *d, char *err)
 {
 	uint8_t priv[KEY_LEN];
@@ -144,7 +125,7 @@ static void drop_removed_clients(struct tunneld *d)
 static void reload(struct tunneld *d)
 {
 	char err[ERR_LEN];
-	struct server_config *cfg = load_config(d->config_path, err);
+	struct server_config *cfg = server_config_new(d->config_path, err, ERR_LEN);
 
 	sd_notify(0, "RELOADING=1");
 	if (!cfg) {
@@ -160,7 +141,7 @@ static void reload(struct tunneld *d)
 		for (struct tsession *t = d->sessions; t; t = t->next)
 			if (!t->established)
 				t->client = NULL;
-		free_config(old);
+		server_config_delete(old);
 		log_event(LOG_NOTICE, "daemon_reload", (const char *const[]){ NULL },
 			  "reloaded %s: %zu clients", d->config_path, cfg->n_clients);
 	}
@@ -318,7 +299,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s: libgcrypt is too old\n", PROG_NAME);
 		return 1;
 	}
-	d.cfg = load_config(d.config_path, err);
+	d.cfg = server_config_new(d.config_path, err, ERR_LEN);
 	if (!d.cfg || !load_secrets(&d, err)) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		goto out;
@@ -341,6 +322,6 @@ out:
 	wipe(&d.key, sizeof(d.key));
 	wipe(d.psk, sizeof(d.psk));
 	free(d.listeners);
-	free_config(d.cfg);
+	server_config_delete(d.cfg);
 	return status;
 }
