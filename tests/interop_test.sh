@@ -76,12 +76,7 @@ new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
 
 umask 077
 cd "$TMP"
-for k in server other alice carol gosrv; do
-	"$POSTERN" genkey > $k.key
-	"$POSTERN" pubkey < $k.key > $k.pub
-done
-"$POSTERN" genpsk > psk
-"$POSTERN" genpsk > otherpsk
+gen_keys server other alice carol gosrv
 
 check "X25519 public keys: the Go peer agrees with postern pubkey" bash -c '
 	for k in server other alice carol gosrv; do
@@ -108,12 +103,7 @@ client "alice" {
 }
 CONF
 
-"$POSTERND" --print-nft -c server.conf > printed.nft
-sed -e 's/priority filter;/priority filter + 10;/' \
-    -e 's/queue num [0-9]* bypass/drop/' printed.nft > ruleset.nft
-check "posternd's printed ruleset loads (queue statement replaced)" in_server nft -f ruleset.nft
-in_server iptables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num $QUEUE
-in_server ip6tables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num $QUEUE
+check "posternd's printed ruleset loads (queue statement replaced)" server_firewall server.conf
 
 set_has() {	# set_has SET ADDR PORT
 	in_server nft list set inet postern "$1" | tr -d '\n' |

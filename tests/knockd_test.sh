@@ -25,12 +25,7 @@ new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
 
 umask 077
 cd "$TMP"
-for k in server other alice bob carol; do
-	"$POSTERN" genkey > $k.key
-	"$POSTERN" pubkey < $k.key > $k.pub
-done
-"$POSTERN" genpsk > psk
-"$POSTERN" genpsk > otherpsk
+gen_keys server other alice bob carol
 
 write_server_conf() {	# extra text for the knock section
 	cat > server.conf <<CONF
@@ -97,15 +92,7 @@ $SERVER4 web1-v4.test
 $SERVER6 web1-v6.test
 HOSTS
 
-# The ruleset posternd prints, with two changes for this kernel: the
-# queue statement becomes a drop (iptables-nft queues instead, at a
-# priority that runs first), and our chain runs after it.
-"$POSTERND" --print-nft -c server.conf > printed.nft
-sed -e 's/priority filter;/priority filter + 10;/' \
-    -e 's/queue num [0-9]* bypass/drop/' printed.nft > ruleset.nft
-check "printed ruleset loads (queue statement replaced)" in_server nft -f ruleset.nft
-in_server iptables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num $QUEUE
-in_server ip6tables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num $QUEUE
+check "printed ruleset loads (queue statement replaced)" server_firewall server.conf
 
 set_has() {	# set_has SET ADDR PORT
 	in_server nft list set inet postern "$1" | tr -d '\n' |

@@ -69,6 +69,34 @@ client_hosts() {
 }
 
 in_server() { ip netns exec "$NS_S" "$@"; }
+
+# gen_keys NAME...: NAME.key and NAME.pub for each, then psk and otherpsk,
+# in the current directory ($POSTERN makes them).
+gen_keys() {
+	local k
+	for k in "$@"; do
+		"$POSTERN" genkey > "$k.key"
+		"$POSTERN" pubkey < "$k.key" > "$k.pub"
+	done
+	"$POSTERN" genpsk > psk
+	"$POSTERN" genpsk > otherpsk
+}
+
+# server_firewall CONF: load in the server namespace the ruleset that
+# posternd --print-nft prints for CONF. Test kernels lack nft's queue
+# statement: it becomes a drop, iptables-nft queues the knocks instead at a
+# priority that runs first, and the printed chain runs after it.
+server_firewall() {
+	local conf=$1 port queue
+	"$POSTERND" --print-nft -c "$conf" > printed.nft || return 1
+	port=$(grep -o 'udp dport [0-9]*' printed.nft | head -1 | cut -d' ' -f3)
+	queue=$(grep -o 'queue num [0-9]*' printed.nft | head -1 | cut -d' ' -f3)
+	sed -e 's/priority filter;/priority filter + 10;/' \
+	    -e 's/queue num [0-9]* bypass/drop/' printed.nft > ruleset.nft
+	in_server nft -f ruleset.nft || return 1
+	in_server iptables-nft -A INPUT -p udp --dport "$port" -j NFQUEUE --queue-num "$queue" &&
+	in_server ip6tables-nft -A INPUT -p udp --dport "$port" -j NFQUEUE --queue-num "$queue"
+}
 in_client() { ip netns exec "$NS_C" "$@"; }
 
 # Start a program in the background in a namespace and remember its pid

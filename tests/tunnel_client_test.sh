@@ -23,12 +23,7 @@ netns_setup tcli
 KPORT=62201 TPORT=8443 EPORT=7777 GPORT=7778
 umask 077
 cd "$TMP"
-for k in server other alice; do
-	"$POSTERN" genkey > $k.key
-	"$POSTERN" pubkey < $k.key > $k.pub
-done
-"$POSTERN" genpsk > psk
-"$POSTERN" genpsk > otherpsk
+gen_keys server other alice
 
 cat > server.conf <<CONF
 private_key_file = "server.key"
@@ -62,10 +57,7 @@ client_conf wrong-psk.conf server.pub otherpsk
 client_conf forwards.conf server.pub psk "forward { listen = \"127.0.0.1:7101\"  server = \"web1\"  port = $EPORT }
 forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }"
 
-"$POSTERND" --print-nft -c server.conf |
-	sed -e 's/priority filter;/priority filter + 10;/' -e 's/queue num [0-9]* bypass/drop/' > ruleset.nft
-in_server nft -f ruleset.nft
-in_server iptables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num 0
+server_firewall server.conf || exit 1
 
 # A service that says hello, half-closes, and notes when the client's
 # FIN arrives: the server's FIN must reach postern's reader while

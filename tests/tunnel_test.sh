@@ -21,12 +21,7 @@ netns_setup tunnel
 KPORT=62201 TPORT=8443 EPORT=7777
 umask 077
 cd "$TMP"
-for k in server other alice carol; do
-	"$POSTERN" genkey > $k.key
-	"$POSTERN" pubkey < $k.key > $k.pub
-done
-"$POSTERN" genpsk > psk
-"$POSTERN" genpsk > otherpsk
+gen_keys server other alice carol
 
 cat > server.conf <<CONF
 private_key_file = "server.key"
@@ -58,11 +53,7 @@ client_conf wrong-server.conf alice.key other.pub psk
 client_conf wrong-psk.conf alice.key server.pub otherpsk
 client_conf unknown.conf carol.key server.pub psk
 
-"$POSTERND" --print-nft -c server.conf |
-	sed -e 's/priority filter;/priority filter + 10;/' -e 's/queue num [0-9]* bypass/drop/' > ruleset.nft
-in_server nft -f ruleset.nft
-in_server iptables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num 0
-in_server ip6tables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num 0
+server_firewall server.conf || exit 1
 
 # sshd on the server's loopback only: the tunnel is the only way in.
 ssh-keygen -q -t ed25519 -N '' -f host_key
