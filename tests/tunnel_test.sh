@@ -169,6 +169,42 @@ TUNNELD_PID=$LAST_PID
 check "after a restart, the next ssh command works" bash -c '
 	out=$(in_client "$@" echo again-ok 2>&1); echo "$out"; [ "$out" = again-ok ]' _ "${SSH[@]}"
 
+# A connection that never says a word is dropped after 5 s.
+check "a silent connection is closed after the 5 s handshake timeout" bash -c '
+	start=$(date +%s)
+	in_client timeout 9 bash -c "exec 3<>/dev/tcp/$SERVER4/8443; cat <&3" >/dev/null 2>&1
+	rc=$? elapsed=$(( $(date +%s) - start ))
+	echo "closed after ${elapsed} s (exit $rc)"
+	[ $rc -ne 124 ] && [ $elapsed -ge 4 ] && [ $elapsed -le 7 ]'
+check "  ...and the server logged it" grep -q "refused: no handshake within 5 s" tunneld.log
+
+# At most 64 handshakes at once: the 65th connection is closed at once.
+HOLDERS=()
+for i in $(seq 70); do
+	in_client timeout 20 bash -c "exec 3<>/dev/tcp/$SERVER4/8443; sleep 15" 2>/dev/null &
+	HOLDERS+=($!)
+done
+check "more than 64 pending handshakes are refused at once" \
+	wait_for 10 grep -q "refused: too many handshakes in progress" tunneld.log
+kill "${HOLDERS[@]}" 2>/dev/null
+wait "${HOLDERS[@]}" 2>/dev/null
+# Their sleeps still hold the sockets: the handshake timeout frees them.
+sleep 6
+
+# SIGHUP with alice removed closes her open session.
+lines=$(wc -l < tunneld.log)
+start_bg "$NS_C" "${SSH[@]}" "sleep 20; echo should-not-finish" > removed.out 2>&1
+REMOVED=$LAST_PID
+check "alice has a session open before the reload" wait_for 10 bash -c \
+	"tail -n +$((lines + 1)) tunneld.log | grep -q 'stream to port 22: ok'"
+sed -i '/^client "alice"/,/^}/d' server.conf
+kill -HUP "$TUNNELD_PID"
+check "SIGHUP without alice closes her tunnel" bash -c '
+	wait_for 5 grep -q "closing the tunnel of alice .*client removed" tunneld.log ||
+	{ tail -n 4 tunneld.log; false; }'
+wait "$REMOVED"
+check "  ...and her ssh session ends" bash -c '! grep -q should-not-finish removed.out'
+
 kill -TERM "$TUNNELD_PID"
 wait "$TUNNELD_PID"
 check "postern-tunneld exits 0 on SIGTERM" test $? -eq 0
