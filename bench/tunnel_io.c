@@ -4,6 +4,10 @@
  *   tunnel_io sink ADDR PORT SECONDS
  *       Accept on ADDR:PORT, read and discard; close a connection at its
  *       EOF (so the sender sees the end arrive). One thread, epoll.
+ *   tunnel_io greet ADDR PORT SECONDS
+ *       Accept on ADDR:PORT, write "SSH-2.0-bench\r\n" at once and close:
+ *       a service that answers as fast as a service can (sshd forks and
+ *       re-executes itself first).
  *   tunnel_io send ADDR PORT MIB STREAMS SECONDS
  *       STREAMS parallel connections carry MIB MiB in all, each then
  *       half-closes and waits for the peer's EOF. Prints
@@ -53,7 +57,7 @@ static uint64_t now_us(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: tunnel_io sink ADDR PORT SECONDS | send ADDR PORT MIB "
+	fprintf(stderr, "usage: tunnel_io sink|greet ADDR PORT SECONDS | send ADDR PORT MIB "
 		"STREAMS SECONDS | banner ADDR PORT | spawn SECONDS PATTERN CMD... | "
 		"hold ADDR PORT N SECONDS BYTES\n");
 	return 2;
@@ -131,6 +135,34 @@ static int sink(const char *addr, const char *port, int seconds)
 				break;
 			}
 		}
+	}
+}
+
+/* greet */
+
+static int greet(const char *addr, const char *port, int seconds)
+{
+	static const char hello[] = "SSH-2.0-bench\r\n";
+	struct sockaddr_in sa;
+	int one = 1, lfd;
+
+	if (!make_addr(addr, port, &sa))
+		return usage();
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 128) < 0) {
+		perror("tunnel_io greet");
+		return 1;
+	}
+	alarm((unsigned int)seconds);
+	for (;;) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (c < 0)
+			continue;
+		if (write(c, hello, sizeof(hello) - 1) < 0)
+			perror("tunnel_io greet");
+		close(c);
 	}
 }
 
@@ -385,6 +417,8 @@ int main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 5 && !strcmp(argv[1], "sink"))
 		return sink(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 5 && !strcmp(argv[1], "greet"))
+		return greet(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 7 && !strcmp(argv[1], "send"))
 		return send_main(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]),
 				 atoi(argv[6]));
