@@ -33,19 +33,27 @@ bool resolve_server(const struct server_entry *s, uint16_t port,
 	return true;
 }
 
-static uint64_t realtime_ms(void)
+/* A knock's timestamp. A server accepts each key's timestamps only in
+ * strictly increasing order, and two configured names may be one server
+ * (its IPv4 and IPv6 address): knocks sent in the same millisecond get
+ * successive timestamps. */
+static uint64_t knock_timestamp_ms(void)
 {
+	static uint64_t last;
 	struct timespec ts;
+	uint64_t now;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	last = now > last ? now : last + 1;
+	return last;
 }
 
 bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
 		const struct sockaddr_storage *sa, socklen_t len,
 		const uint8_t *target, char *err, size_t err_len)
 {
-	struct knock_payload p = { .timestamp_ms = realtime_ms() };
+	struct knock_payload p = { .timestamp_ms = knock_timestamp_ms() };
 	uint8_t pkt[KNOCK_LEN];
 	ssize_t n;
 	int fd;

@@ -185,10 +185,9 @@ static void go_up(struct tclient *tc, struct tunnel_transport *t,
 
 static void hs_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	struct tclient *tc = h->data;
-
+	(void)h;
 	(void)hint;
-	*buf = uv_buf_init((char *)tc->conn.rbuf, sizeof(tc->conn.rbuf));
+	*buf = uvt_read_buf();
 }
 
 static void hs_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)

@@ -8,7 +8,9 @@ struct session *session_new(struct tunnel_transport *t,
 			    const struct yamux_config *cfg,
 			    const struct yamux_events *events, void *user)
 {
-	struct session *s = calloc(1, sizeof(*s));
+	/* malloc, not calloc: the reader's 64 KiB buffer is written before
+	 * it is read, and untouched pages cost an idle session nothing. */
+	struct session *s = malloc(sizeof(*s));
 
 	if (!s)
 		return NULL;
@@ -19,6 +21,7 @@ struct session *session_new(struct tunnel_transport *t,
 	}
 	s->transport = *t;
 	wipe(t, sizeof(*t));
+	s->error = SESSION_OK;
 	tunnel_reader_init(&s->reader, TUNNEL_EXPECT_TRANSPORT);
 	return s;
 }

@@ -91,12 +91,18 @@ static void conn_write_done(uv_write_t *req, int status)
 	uvt_conn_flush(c);
 }
 
+uv_buf_t uvt_read_buf(void)
+{
+	static uint8_t shared[UVT_READ_SIZE];
+
+	return uv_buf_init((char *)shared, sizeof(shared));
+}
+
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	struct uvt_conn *c = h->data;
-
+	(void)h;
 	(void)hint;
-	*buf = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+	*buf = uvt_read_buf();
 }
 
 static void conn_write_out(struct uvt_conn *c);
@@ -136,7 +142,6 @@ static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	struct uvt_conn *c = st->data;
 	enum session_error rc;
 
-	(void)buf;
 	if (c->ended || n == 0)
 		return;
 	if (n < 0) {
@@ -144,7 +149,8 @@ static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->bytes_in += (uint64_t)n;
-	rc = session_input(c->sess, c->rbuf, (size_t)n, uv_now(c->tcp.loop));
+	rc = session_input(c->sess, (const uint8_t *)buf->base, (size_t)n,
+			   uv_now(c->tcp.loop));
 	if (!c->authenticated && c->sess->transport.recv.n > 0) {
 		c->authenticated = true;
 		if (c->hooks->authenticated)

@@ -59,7 +59,6 @@ struct uvt_conn {
 	const char *end_error;
 	bool flushing;			/* in uvt_conn_flush: no nesting */
 	int handles_open;
-	uint8_t rbuf[UVT_READ_SIZE];
 };
 
 struct uvt_stream_hooks {
@@ -107,6 +106,12 @@ struct uvt_stream {
 	uint64_t bytes_up, bytes_down;
 	bool done_called;
 };
+
+/* The one buffer every tunnel socket reads into. The loop runs one read
+ * callback at a time and each consumes its bytes before returning, so one
+ * buffer serves every connection: an idle session then holds no 64 KiB of
+ * its own. */
+uv_buf_t uvt_read_buf(void);
 
 /* Wrap an accepted or connected TCP socket (already initialised as c->tcp
  * by the caller with uv_tcp_init) around an established session. */

@@ -386,8 +386,11 @@ static uint32_t grow_window(struct yamux_session *s, struct yamux_stream *st,
 		st->credited += credit;
 		return 0;
 	}
+	/* RTT is measured in whole ms: on a link faster than that it reads
+	 * 0, which must not mean "never fast". */
 	fast = s->rtt_ms != RTT_UNKNOWN &&
-	       elapsed(s->now_ms, st->window_epoch_ms) < 2 * s->rtt_ms;
+	       elapsed(s->now_ms, st->window_epoch_ms) <
+	       2 * (s->rtt_ms ? s->rtt_ms : 1);
 	if (fast && old < s->cfg.max_window)
 		st->recv_size = old > s->cfg.max_window / 2 ? s->cfg.max_window
 							    : 2 * old;

@@ -261,10 +261,9 @@ static void handshake_message(struct tsession *t, const uint8_t *msg, size_t len
 
 static void handshake_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	struct tsession *t = h->data;
-
+	(void)h;
 	(void)hint;
-	*buf = uv_buf_init((char *)t->conn.rbuf, sizeof(t->conn.rbuf));
+	*buf = uvt_read_buf();
 }
 
 static void handshake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
