@@ -98,26 +98,11 @@ in_server "$POSTERND" -t -c server/postern.conf | sed 's/^/   /'
 start_bg "$NS_S" "$POSTERND" -c server/postern.conf 2> posternd.log
 wait_for 5 in_server grep -qE "^ *0 " /proc/net/netfilter/nfnetlink_queue
 start_bg "$NS_S" "$TUNNELD" -c server/postern.conf 2> tunneld.log
-ssh-keygen -q -t ed25519 -N '' -f ssh_host_key
-ssh-keygen -q -t ed25519 -N '' -f ssh_user_key
-cp ssh_user_key.pub authorized_keys
-cat > sshd_config <<CONF
-ListenAddress 127.0.0.1:22
-HostKey $TMP/ssh_host_key
-AuthorizedKeysFile $TMP/authorized_keys
-PidFile $TMP/sshd.pid
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-CONF
-mkdir -p /run/sshd
-start_bg "$NS_S" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" 2> sshd.log
+start_sshd 127.0.0.1:22
 wait_for 5 in_server bash -c "exec 3<>/dev/tcp/127.0.0.1/22" 2>/dev/null
 say "posternd, postern-tunneld and sshd are running in $NS_S"
 
-SSH_OPTS=(-i ssh_user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+SSH_OPTS=(-i user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
 	  -o LogLevel=ERROR -o ConnectTimeout=3 -o BatchMode=yes)
 
 step "Before knocking: the server answers nothing"

@@ -82,6 +82,30 @@ gen_keys() {
 	"$POSTERN" genpsk > otherpsk
 }
 
+# start_sshd ADDR:PORT: a real sshd in the server namespace, key-only root
+# login with user_key (made here, in the current directory), logging to
+# sshd.log; SSHD_PID is its pid.
+start_sshd() {
+	ssh-keygen -q -t ed25519 -N '' -f host_key
+	ssh-keygen -q -t ed25519 -N '' -f user_key
+	cp user_key.pub authorized_keys
+	cat > sshd_config <<CONF
+ListenAddress $1
+Subsystem sftp internal-sftp
+HostKey $PWD/host_key
+AuthorizedKeysFile $PWD/authorized_keys
+PidFile none
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+CONF
+	mkdir -p /run/sshd
+	start_bg "$NS_S" /usr/sbin/sshd -D -e -f "$PWD/sshd_config" 2> sshd.log
+	SSHD_PID=$LAST_PID
+}
+
 # server_firewall CONF: load in the server namespace the ruleset that
 # posternd --print-nft prints for CONF. Test kernels lack nft's queue
 # statement: it becomes a drop, iptables-nft queues the knocks instead at a

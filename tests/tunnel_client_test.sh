@@ -85,22 +85,7 @@ PY
 # sshd on the server's loopback, for ProxyCommand.
 HAVE_SSHD=
 if [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null; then
-	ssh-keygen -q -t ed25519 -N '' -f host_key
-	ssh-keygen -q -t ed25519 -N '' -f user_key
-	cp user_key.pub authorized_keys
-	cat > sshd_config <<CONF
-ListenAddress 127.0.0.1:22
-HostKey $TMP/host_key
-AuthorizedKeysFile $TMP/authorized_keys
-PidFile none
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-CONF
-	mkdir -p /run/sshd
-	start_bg "$NS_S" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" 2> sshd.log
+	start_sshd 127.0.0.1:22
 	HAVE_SSHD=1
 fi
 

@@ -56,27 +56,11 @@ client_conf unknown.conf carol.key server.pub psk
 server_firewall server.conf || exit 1
 
 # sshd on the server's loopback only: the tunnel is the only way in.
-ssh-keygen -q -t ed25519 -N '' -f host_key
-ssh-keygen -q -t ed25519 -N '' -f user_key
-cp user_key.pub authorized_keys
-cat > sshd_config <<CONF
-ListenAddress 127.0.0.1:22
-Subsystem sftp internal-sftp
-HostKey $TMP/host_key
-AuthorizedKeysFile $TMP/authorized_keys
-PidFile none
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-CONF
-mkdir -p /run/sshd
 
 start_bg "$NS_S" "$POSTERND" -c server.conf 2> posternd.log
 start_bg "$NS_S" "$TUNNELD" -c server.conf 2> tunneld.log
 TUNNELD_PID=$LAST_PID
-start_bg "$NS_S" /usr/sbin/sshd -D -e -f "$TMP/sshd_config" 2> sshd.log
+start_sshd 127.0.0.1:22
 start_bg "$NS_S" "$ECHO" $EPORT 280
 wait_for 5 in_server bash -c "exec 3<>/dev/tcp/127.0.0.1/22" 2>/dev/null
 wait_for 5 in_server grep -qE "^ *0 " /proc/net/netfilter/nfnetlink_queue
