@@ -178,19 +178,6 @@ static void address_text(const struct sockaddr_storage *sa, char *buf, size_t le
 	}
 }
 
-static bool parse_port(const char *text, uint16_t *port)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || *text == '-' || v == 0 || v > 65535)
-		return false;
-	*port = (uint16_t)v;
-	return true;
-}
-
 /*
  * [BIND:]LPORT:NAME:RPORT, split from the right (BIND may be "[v6]").
  * BIND: a numeric address, "localhost" or "*" (all IPv4 interfaces).
@@ -225,7 +212,7 @@ static bool parse_spec(const char *spec, struct listener *l, const char **name)
 	} else {
 		lport = buf;
 	}
-	if (!**name || !parse_port(rport, &l->rport))
+	if (!**name || !config_parse_port(rport, &l->rport))
 		return false;
 	snprintf(addr, sizeof(addr), "%s:%s", bind, lport);
 	return config_parse_address(addr, &l->sa, &l->sa_len);

@@ -354,19 +354,6 @@ static int usage(void)
 	return EXIT_USAGE;
 }
 
-static bool parse_port(const char *text, uint16_t *port)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || end == text || *end || *text == '-' || v == 0 || v > 65535)
-		return false;
-	*port = (uint16_t)v;
-	return true;
-}
-
 static int run_pipe(struct pipe_run *r, const struct client_ctx *ctx,
 		    const struct server_entry *server, uint16_t port)
 {
@@ -406,7 +393,7 @@ int pipe_main(const struct cli_options *opt, int argc, char *argv[])
 	optind = 1;
 	if (getopt_long(argc, argv, "+", longopts, NULL) != -1 || argc - optind != 2)
 		return usage();
-	if (!parse_port(argv[optind + 1], &port)) {
+	if (!config_parse_port(argv[optind + 1], &port)) {
 		fprintf(stderr, "%s: pipe: '%s' is not a port (1-65535)\n", PROG_NAME,
 			argv[optind + 1]);
 		return EXIT_USAGE;

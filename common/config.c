@@ -359,7 +359,7 @@ static int parse_number(cfg_t *sec, cfg_opt_t *opt, const char *value,
 	return 0;
 }
 
-static bool port_text(const char *s, uint16_t *port)
+bool config_parse_port(const char *s, uint16_t *port)
 {
 	unsigned long v = 0;
 	size_t n = 0;
@@ -401,7 +401,7 @@ bool config_parse_address(const char *text, struct sockaddr_storage *sa,
 		port = end + 1;
 	}
 	hlen = (size_t)(end - h);
-	if (hlen == 0 || hlen >= sizeof(host) || !port_text(port, &p))
+	if (hlen == 0 || hlen >= sizeof(host) || !config_parse_port(port, &p))
 		return false;
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';

@@ -138,6 +138,9 @@ const struct server_entry *cli_config_find_server(const struct cli_config *c,
  * 1..65535, into a socket address. The loaders check listen options with it;
  * the daemons and the CLI bind with it.
  */
+/* A port number, 1..65535, in decimal digits only. */
+bool config_parse_port(const char *text, uint16_t *port);
+
 bool config_parse_address(const char *text, struct sockaddr_storage *sa,
 			  socklen_t *sa_len);
 

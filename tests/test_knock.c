@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "ip_udp.h"
 #include "knock.h"
 #include "knock_verify.h"
@@ -24,22 +26,14 @@ static uint16_t alice_ports[] = { 8443, 22 }, bob_ports[] = { 8443 };
 static struct server_config cfg;
 static uint8_t src[16], other_src[16];
 
-static void keypair(struct noise_keypair *kp)
-{
-	uint8_t priv[KEY_LEN];
-
-	assert_true(random_bytes(priv, KEY_LEN));
-	assert_true(noise_keypair_init(kp, priv));
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	keypair(&server);
-	keypair(&other_server);
-	keypair(&alice);
-	keypair(&bob);
-	keypair(&mallory);
+	test_keypair(&server);
+	test_keypair(&other_server);
+	test_keypair(&alice);
+	test_keypair(&bob);
+	test_keypair(&mallory);
 	random_bytes(psk, KEY_LEN);
 	memcpy(other_psk, psk, KEY_LEN);
 	other_psk[0] ^= 1;

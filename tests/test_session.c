@@ -13,6 +13,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #include "session.h"
 
 #define WIRE_MAX (4 << 20)
@@ -54,14 +56,6 @@ static const struct yamux_events events = {
 	.on_open = on_open, .on_data = on_data, .on_fin = on_fin,
 };
 
-static void keypair(struct noise_keypair *kp)
-{
-	uint8_t priv[KEY_LEN];
-
-	assert_true(random_bytes(priv, KEY_LEN));
-	assert_true(noise_keypair_init(kp, priv));
-}
-
 /* A real handshake, then a session on each side. */
 static int setup(void **state)
 {
@@ -76,8 +70,8 @@ static int setup(void **state)
 	uint16_t port = 22;
 
 	(void)state;
-	keypair(&alice);
-	keypair(&srv);
+	test_keypair(&alice);
+	test_keypair(&srv);
 	random_bytes(psk, KEY_LEN);
 	assert_int_equal(tunnel_client_init(&c, &alice, srv.pub, psk), TUNNEL_OK);
 	assert_int_equal(tunnel_client_start(&c, m1, &n1), TUNNEL_OK);

@@ -25,21 +25,13 @@ static struct noise_keypair server, other_server, alice, mallory;
 static uint8_t psk[KEY_LEN], other_psk[KEY_LEN];
 static const uint16_t ports[] = { 22, 8443, 3306 };
 
-static void keypair(struct noise_keypair *kp)
-{
-	uint8_t priv[KEY_LEN];
-
-	assert_true(random_bytes(priv, KEY_LEN));
-	assert_true(noise_keypair_init(kp, priv));
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	keypair(&server);
-	keypair(&other_server);
-	keypair(&alice);
-	keypair(&mallory);
+	test_keypair(&server);
+	test_keypair(&other_server);
+	test_keypair(&alice);
+	test_keypair(&mallory);
 	assert_true(random_bytes(psk, KEY_LEN));
 	memcpy(other_psk, psk, KEY_LEN);
 	other_psk[31] ^= 0x80;

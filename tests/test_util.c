@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "noise.h"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -7,6 +9,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+void test_keypair(struct noise_keypair *kp)
+{
+	uint8_t priv[KEY_LEN];
+
+	if (!random_bytes(priv, KEY_LEN) || !noise_keypair_init(kp, priv))
+		abort();
+	wipe(priv, sizeof(priv));
+}
 
 uint8_t *hex_decode(const char *hex, size_t *len)
 {

@@ -7,6 +7,10 @@
 
 /* Decode hex into a malloc'd buffer; *len gets its length. */
 uint8_t *hex_decode(const char *hex, size_t *len);
+/* A fresh random static key pair; aborts if the kernel has no randomness. */
+struct noise_keypair;
+void test_keypair(struct noise_keypair *kp);
+
 /* A private temporary directory, removed when the test exits. */
 const char *temp_dir_path(void);
 /* Write text to a new file with the given mode under a private temporary
