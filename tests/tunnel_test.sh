@@ -60,6 +60,7 @@ server_firewall server.conf || exit 1
 start_bg "$NS_S" "$POSTERND" -c server.conf 2> posternd.log
 start_bg "$NS_S" "$TUNNELD" -c server.conf 2> tunneld.log
 TUNNELD_PID=$LAST_PID
+wait_for 10 bash -c "ip netns exec $NS_S ss -ltn | grep -q ':$TPORT '"
 start_sshd 127.0.0.1:22
 start_bg "$NS_S" "$ECHO" $EPORT 280
 wait_for 5 in_server bash -c "exec 3<>/dev/tcp/127.0.0.1/22" 2>/dev/null
@@ -150,6 +151,7 @@ wait "$TRANSFER"
 check "a transfer in flight fails when postern-tunneld dies" test $? -ne 0
 start_bg "$NS_S" "$TUNNELD" -c server.conf 2>> tunneld.log
 TUNNELD_PID=$LAST_PID
+wait_for 10 bash -c "ip netns exec $NS_S ss -ltn | grep -q ':$TPORT '"
 check "after a restart, the next ssh command works" bash -c '
 	out=$(in_client "$@" echo again-ok 2>&1); echo "$out"; [ "$out" = again-ok ]' _ "${SSH[@]}"
 
