@@ -191,7 +191,7 @@ int main(void)
 	if (!noise_keypair_init(&server, spriv) || !noise_keypair_init(&client, cpriv) ||
 	    !knock_build(good, &client, server.pub, psk, &p))
 		return 1;
-	knock_mac1_key(mac1_key, server.pub);
+	knock_mac1_key(mac1_key, server.pub, psk);
 	if (!keyed_blake2s_init(&mctx, mac1_key))
 		return fprintf(stderr, "mac1_bench: libgcrypt\n"), 1;
 	if (knock_check_outer(&mctx, good, KNOCK_LEN) != KNOCK_OK ||

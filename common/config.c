@@ -70,6 +70,11 @@ static const struct rule rules[] = {
 	{ "knock", "nft_table", CHECK_NFT_NAME, 0, 0 },
 	{ "knock", "nft_set4", CHECK_NFT_NAME, 0, 0 },
 	{ "knock", "nft_set6", CHECK_NFT_NAME, 0, 0 },
+	{ "knock", "state_file", CHECK_FILE, 0, 0 },
+	{ "knock", "rate", CHECK_RANGE, 1, 1000 },
+	{ "knock", "burst", CHECK_RANGE, 1, 1000 },
+	{ "knock", "rate_sources", CHECK_RANGE, 16, 1 << 24 },
+	{ "knock", "replay_entries", CHECK_RANGE, 1, 4096 },
 	{ "tunnel", "listen", CHECK_ADDRESS, 0, 0 },
 	{ "tunnel", "egress", CHECK_RANGE, 1, 65535 },
 	{ "client", "public_key", CHECK_KEY, 0, 0 },
@@ -115,6 +120,11 @@ static cfg_opt_t knock_opts[] = {
 	CFG_STR("nft_set4", "allow4", CFGF_NONE),
 	CFG_STR("nft_set6", "allow6", CFGF_NONE),
 	CFG_BOOL("allow_target", cfg_false, CFGF_NONE),
+	CFG_STR("state_file", NULL, CFGF_NODEFAULT),
+	CFG_INT_CB("rate", 2, CFGF_NONE, parse_number),
+	CFG_INT_CB("burst", 10, CFGF_NONE, parse_number),
+	CFG_INT_CB("rate_sources", 4096, CFGF_NONE, parse_number),
+	CFG_INT_CB("replay_entries", 64, CFGF_NONE, parse_number),
 	CFG_END()
 };
 
@@ -1025,9 +1035,20 @@ static bool check_clients(cfg_t *cfg)
 
 	if (!check_titles(cfg, "client"))
 		return false;
-	for (i = 0; i < n; i++)
-		if (!require(cfg_getnsec(cfg, "client", i), "public_key"))
+	for (i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "client", i);
+
+		if (!require(s, "public_key"))
 			return false;
+		/* posternd opens all of a client's ports in one nf_tables
+		 * batch, which holds so many elements: more would be cut. */
+		if (cfg_size(s, "open") > CONFIG_MAX_OPEN) {
+			fail(s, line_of(s, "open"), "open",
+			     "at most %d ports (one knock opens them in one "
+			     "nf_tables batch)", CONFIG_MAX_OPEN);
+			return false;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		cfg_t *s = cfg_getnsec(cfg, "client", i);
 
@@ -1047,8 +1068,10 @@ static bool check_clients(cfg_t *cfg)
 	return true;
 }
 
-static bool fill_knock(struct knock_config *k, cfg_t *s)
+static bool fill_knock(struct knock_config *k, cfg_t *s, const char *dir)
 {
+	const char *state = get_str(s, "state_file");
+
 	k->port = (uint16_t)cfg_getint(s, "port");
 	k->queue = (uint16_t)cfg_getint(s, "queue");
 	k->window = (unsigned int)cfg_getint(s, "window");
@@ -1059,6 +1082,12 @@ static bool fill_knock(struct knock_config *k, cfg_t *s)
 	k->nft_table = strdup(cfg_getstr(s, "nft_table"));
 	k->nft_set4 = strdup(cfg_getstr(s, "nft_set4"));
 	k->nft_set6 = strdup(cfg_getstr(s, "nft_set6"));
+	k->rate = (unsigned int)cfg_getint(s, "rate");
+	k->burst = (unsigned int)cfg_getint(s, "burst");
+	k->rate_sources = (unsigned int)cfg_getint(s, "rate_sources");
+	k->replay_entries = (unsigned int)cfg_getint(s, "replay_entries");
+	if (state && !(k->state_file = resolve(dir, state)))
+		return false;
 	return k->nft_family && k->nft_table && k->nft_set4 && k->nft_set6;
 }
 
@@ -1132,7 +1161,7 @@ bool server_config_load(struct server_config *c, const char *path,
 		      (c->private_key_credential =
 				strdup(get_str(cfg, "private_key_credential")))) &&
 		     load_psk(&c->psk, cfg, dir) &&
-		     fill_knock(&c->knock, cfg_getsec(cfg, "knock")) &&
+		     fill_knock(&c->knock, cfg_getsec(cfg, "knock"), dir) &&
 		     fill_tunnel(&c->tunnel, cfg_getsec(cfg, "tunnel")) &&
 		     fill_clients(c, cfg);
 		if (dir && !ok)
@@ -1157,6 +1186,7 @@ void server_config_free(struct server_config *c)
 	free(c->knock.nft_table);
 	free(c->knock.nft_set4);
 	free(c->knock.nft_set6);
+	free(c->knock.state_file);
 	for (i = 0; i < c->tunnel.n_listen; i++)
 		free(c->tunnel.listen[i]);
 	free(c->tunnel.listen);

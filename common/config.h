@@ -26,6 +26,7 @@
 #define DEFAULT_KNOCK_PORT 62201
 #define DEFAULT_TUNNEL_PORT 8443
 #define CONFIG_MAX_EGRESS 481	/* = TUNNEL_MAX_PORTS */
+#define CONFIG_MAX_OPEN 256	/* ports per client: one nft batch (NFT_MAX_ELEMENTS) */
 
 /* Where the fleet PSK comes from; the loader of the key is psk.h. */
 enum psk_kind { PSK_FILE, PSK_ENV, PSK_CREDENTIAL, PSK_PASSPHRASE };
@@ -44,6 +45,10 @@ struct knock_config {
 	unsigned int open_seconds, max_open_seconds;
 	char *nft_family, *nft_table, *nft_set4, *nft_set6;
 	bool allow_target;		/* honour the knock's target field */
+	char *state_file;		/* replay state, absolute; NULL: default */
+	unsigned int rate, burst;	/* knocks per second and source, bucket */
+	unsigned int rate_sources;	/* sources the rate limiter tracks */
+	unsigned int replay_entries;	/* knocks remembered per client key */
 };
 
 struct tunnel_config {

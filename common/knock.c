@@ -3,10 +3,12 @@
 
 #include <string.h>
 
+#include "bytes.h"
 #include "noise.h"
 
 static const char *const reason_names[KNOCK_REASONS] = {
 	[KNOCK_OK] = "ok",
+	[KNOCK_TRUNCATED] = "truncated",
 	[KNOCK_BAD_LENGTH] = "bad_length",
 	[KNOCK_BAD_VERSION] = "bad_version",
 	[KNOCK_BAD_MAC1] = "bad_mac1",
@@ -25,22 +27,10 @@ const char *knock_reason_name(enum knock_reason r)
 	return (unsigned int)r < KNOCK_REASONS ? reason_names[r] : "unknown";
 }
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 void knock_payload_encode(uint8_t out[KNOCK_PAYLOAD_LEN],
 			  const struct knock_payload *p)
 {
-	for (int i = 0; i < 8; i++)
-		out[i] = (uint8_t)(p->timestamp_ms >> (56 - 8 * i));
+	put_be64(out, p->timestamp_ms);
 	memcpy(out + 8, p->target, 16);
 	put_be16(out + 24, p->open_seconds);
 	put_be16(out + 26, p->flags);
@@ -50,9 +40,7 @@ void knock_payload_encode(uint8_t out[KNOCK_PAYLOAD_LEN],
 bool knock_payload_decode(struct knock_payload *p,
 			  const uint8_t in[KNOCK_PAYLOAD_LEN])
 {
-	p->timestamp_ms = 0;
-	for (int i = 0; i < 8; i++)
-		p->timestamp_ms = p->timestamp_ms << 8 | in[i];
+	p->timestamp_ms = get_be64(in);
 	memcpy(p->target, in + 8, 16);
 	p->open_seconds = get_be16(in + 24);
 	p->flags = get_be16(in + 26);
@@ -61,11 +49,16 @@ bool knock_payload_decode(struct knock_payload *p,
 	return p->flags == 0 && is_zero_ct(in + 28, 4);
 }
 
-void knock_mac1_key(uint8_t key[HASH_LEN], const uint8_t server_pub[KEY_LEN])
+void knock_mac1_key(uint8_t key[HASH_LEN], const uint8_t server_pub[KEY_LEN],
+		    const uint8_t psk[KEY_LEN])
 {
 	static const char label[] = "postern/mac1";
+	uint8_t in[KEY_LEN * 2];
 
-	blake2s(key, label, sizeof(label) - 1, server_pub, KEY_LEN);
+	memcpy(in, server_pub, KEY_LEN);
+	memcpy(in + KEY_LEN, psk, KEY_LEN);
+	blake2s(key, label, sizeof(label) - 1, in, sizeof(in));
+	wipe(in, sizeof(in));
 }
 
 bool knock_build(uint8_t out[KNOCK_LEN], const struct noise_keypair *client,
@@ -89,8 +82,9 @@ bool knock_build(uint8_t out[KNOCK_LEN], const struct noise_keypair *client,
 	wipe(payload, sizeof(payload));
 	if (!ok)
 		return false;
-	knock_mac1_key(mac1_key, server_pub);
+	knock_mac1_key(mac1_key, server_pub, psk);
 	blake2s_128_keyed(out + KNOCK_MAC_OFFSET, mac1_key, out, KNOCK_MAC_OFFSET);
+	wipe(mac1_key, sizeof(mac1_key));
 	return true;
 }
 

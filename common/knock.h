@@ -5,7 +5,7 @@
  *   1    128  Noise_Xpsk1_25519_ChaChaPoly_BLAKE2s message 1, prologue
  *             "postern/knock/1": e (32) ‖ enc s (48) ‖ enc payload (48)
  *   129  16   mac1 = BLAKE2s-128 keyed with BLAKE2s-256("postern/mac1" ‖
- *             server public key), over bytes 0..128
+ *             server public key ‖ PSK), over bytes 0..128
  *
  * Payload (32 bytes, big-endian): timestamp_ms u64 ‖ target [16] ‖
  * open_seconds u16 ‖ flags u16 ‖ reserved [4].
@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "ip_udp.h"
 #include "noise.h"
 
 #define KNOCK_LEN 145
@@ -39,9 +40,18 @@ struct knock_payload {
 	uint16_t flags;		/* 0 in v1 */
 };
 
+/* A datagram as the server received it: perhaps cut short by the queue. */
+struct knock_packet {
+	struct ip_addr src;		/* the packet's source and family */
+	size_t len;			/* the UDP payload's true length */
+	size_t captured;		/* bytes of it the queue copied */
+	uint8_t data[KNOCK_LEN];	/* the first of them; the rest is zero */
+};
+
 /* Why a knock was refused, cheapest check first. */
 enum knock_reason {
 	KNOCK_OK = 0,
+	KNOCK_TRUNCATED,	/* the queue did not copy the whole datagram */
 	KNOCK_BAD_LENGTH,
 	KNOCK_BAD_VERSION,
 	KNOCK_BAD_MAC1,
@@ -58,8 +68,10 @@ enum knock_reason {
 
 const char *knock_reason_name(enum knock_reason r);
 
-/* The mac1 key of a server: BLAKE2s-256("postern/mac1" ‖ server_pub). */
-void knock_mac1_key(uint8_t key[HASH_LEN], const uint8_t server_pub[KEY_LEN]);
+/* The mac1 key of a server in a fleet:
+ * BLAKE2s-256("postern/mac1" ‖ server_pub ‖ psk). */
+void knock_mac1_key(uint8_t key[HASH_LEN], const uint8_t server_pub[KEY_LEN],
+		    const uint8_t psk[KEY_LEN]);
 
 /* Client: build a knock for server_pub. */
 bool knock_build(uint8_t out[KNOCK_LEN], const struct noise_keypair *client,

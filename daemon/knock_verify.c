@@ -4,121 +4,196 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool knock_verifier_init(struct knock_verifier *v,
-			 const struct noise_keypair *server,
-			 const uint8_t psk[KEY_LEN],
-			 const struct server_config *cfg, uint64_t now_ms)
+static bool init_ratelimit(struct ratelimit *rl, const struct knock_config *k)
+{
+	return ratelimit_init(rl, k->rate, k->burst, k->rate_sources);
+}
+
+/* The mac1 check for this server and PSK, with its own hash handle. */
+static bool mac1_for(struct keyed_blake2s *mac1,
+		     const struct noise_keypair *server, const uint8_t psk[KEY_LEN])
 {
 	uint8_t key[HASH_LEN];
 	bool ok;
 
-	memset(v, 0, sizeof(*v));
+	knock_mac1_key(key, server->pub, psk);
+	ok = keyed_blake2s_init(mac1, key);
+	wipe(key, sizeof(key));
+	return ok;
+}
+
+static void set_secrets(struct knock_verifier *v, struct keyed_blake2s *mac1,
+			const struct noise_keypair *server,
+			const uint8_t psk[KEY_LEN])
+{
+	if (v->mac1.hd)
+		keyed_blake2s_free(&v->mac1);
+	v->mac1 = *mac1;
 	v->server = *server;
 	memcpy(v->psk, psk, KEY_LEN);
-	knock_mac1_key(key, server->pub);
-	ok = keyed_blake2s_init(&v->mac1, key);
-	wipe(key, sizeof(key));
-	v->start_ms = now_ms;
+}
+
+bool knock_verifier_init(struct knock_verifier *v,
+			 const struct noise_keypair *server,
+			 const uint8_t psk[KEY_LEN],
+			 const struct server_config *cfg,
+			 const struct knock_clock *now)
+{
+	struct keyed_blake2s mac1;
+
+	memset(v, 0, sizeof(*v));
+	v->start_boot_ms = now->boot_ms;
 	v->cfg = cfg;
-	v->last_ms = calloc(cfg->n_clients ? cfg->n_clients : 1, sizeof(*v->last_ms));
-	ratelimit_init(&v->rl, KNOCK_RATE_PER_SECOND, KNOCK_RATE_BURST);
-	return ok && v->last_ms != NULL;
+	if (!mac1_for(&mac1, server, psk))
+		return false;
+	set_secrets(v, &mac1, server, psk);
+	if (!replay_init(&v->replay, cfg, cfg->knock.replay_entries) ||
+	    !init_ratelimit(&v->rl, &cfg->knock)) {
+		knock_verifier_free(v);
+		return false;
+	}
+	return true;
+}
+
+static bool same_limits(const struct knock_config *a, const struct knock_config *b)
+{
+	return a->rate == b->rate && a->burst == b->burst &&
+	       a->rate_sources == b->rate_sources;
 }
 
 bool knock_verifier_reload(struct knock_verifier *v,
-			   const struct server_config *cfg)
+			   const struct server_config *cfg,
+			   const struct noise_keypair *server,
+			   const uint8_t psk[KEY_LEN])
 {
-	uint64_t *last = calloc(cfg->n_clients ? cfg->n_clients : 1, sizeof(*last));
+	bool new_limits = !same_limits(&v->cfg->knock, &cfg->knock);
+	struct keyed_blake2s mac1;
+	struct ratelimit rl;
 
-	if (!last)
+	if (!mac1_for(&mac1, server, psk))
 		return false;
-	for (size_t i = 0; i < cfg->n_clients; i++) {
-		const struct client_entry *old =
-			server_config_find_client(v->cfg, cfg->clients[i].public_key);
-
-		if (old)
-			last[i] = v->last_ms[old - v->cfg->clients];
+	/* New buckets start full: a reload only ever loosens them. */
+	if (new_limits && !init_ratelimit(&rl, &cfg->knock)) {
+		keyed_blake2s_free(&mac1);
+		return false;
 	}
-	free(v->last_ms);
-	v->last_ms = last;
+	if (!replay_rekey(&v->replay, cfg, cfg->knock.replay_entries)) {
+		keyed_blake2s_free(&mac1);
+		if (new_limits)
+			ratelimit_free(&rl);
+		return false;
+	}
+	if (new_limits) {
+		ratelimit_free(&v->rl);
+		v->rl = rl;
+	}
+	set_secrets(v, &mac1, server, psk);
 	v->cfg = cfg;
 	return true;
 }
 
 void knock_verifier_free(struct knock_verifier *v)
 {
-	keyed_blake2s_free(&v->mac1);
-	free(v->last_ms);
+	if (v->mac1.hd)
+		keyed_blake2s_free(&v->mac1);
+	replay_free(&v->replay);
+	ratelimit_free(&v->rl);
 	wipe(v, sizeof(*v));
 }
 
-static enum knock_reason check_time(const struct knock_verifier *v, size_t i,
-				    uint64_t ts, uint64_t now_ms)
+uint64_t knock_verifier_start_floor(const struct knock_verifier *v,
+				    const struct knock_clock *now)
+{
+	uint64_t up = now->boot_ms - v->start_boot_ms;
+
+	return now->wall_ms > up ? now->wall_ms - up : 0;
+}
+
+static enum knock_reason check_time(struct knock_verifier *v, size_t i,
+				    const uint8_t *pkt, uint64_t ts,
+				    const struct knock_clock *now)
 {
 	uint64_t window = (uint64_t)v->cfg->knock.window * 1000;
-	uint64_t skew = ts > now_ms ? ts - now_ms : now_ms - ts;
+	uint64_t skew = ts > now->wall_ms ? ts - now->wall_ms : now->wall_ms - ts;
 
 	if (skew > window)
 		return KNOCK_SKEW;
-	/* Strictly newer than the last knock accepted from this key, and not
-	 * made before the daemon started: a captured knock opens nothing,
-	 * ever, not even after a restart wiped the per-key state. */
-	if (ts <= v->last_ms[i] || ts < v->start_ms)
+	/* Without the last run's state, a knock made before the start may
+	 * have been accepted by it: only newer ones count. */
+	if (!v->history && ts < knock_verifier_start_floor(v, now))
+		return KNOCK_REPLAY;
+	/* The id is the start of the ephemeral key (bytes 1..16). */
+	if (!replay_accept(&v->replay, i, ts, pkt + 1, now->boot_ms, window))
 		return KNOCK_REPLAY;
 	return KNOCK_OK;
 }
 
-static enum knock_reason decide(struct knock_verifier *v, const uint8_t *pkt,
-				size_t len, const uint8_t src[16],
-				uint64_t now_ms, struct knock_decision *d)
+static enum knock_reason check_target(const struct knock_config *kc,
+				      const struct knock_payload *p,
+				      const struct ip_addr *src,
+				      struct ip_addr *target)
+{
+	if (is_zero_ct(p->target, sizeof(p->target))) {
+		*target = *src;
+		return KNOCK_OK;
+	}
+	if (!kc->allow_target)
+		return KNOCK_TARGET_REFUSED;
+	ip_addr_from_wire(target, p->target);
+	return ip_addr_is_host(target) ? KNOCK_OK : KNOCK_TARGET_REFUSED;
+}
+
+static enum knock_reason decide(struct knock_verifier *v,
+				const struct knock_packet *pkt,
+				const struct knock_clock *now,
+				struct knock_decision *d)
 {
 	const struct knock_config *kc = &v->cfg->knock;
-	uint8_t client_pub[KEY_LEN];
 	struct knock_payload p;
 	enum knock_reason r;
 	size_t i;
 
-	r = knock_check_outer(&v->mac1, pkt, len);
+	/* Bytes the queue did not copy are not there to check: verifying
+	 * the rest of the buffer would verify some other packet. */
+	if (pkt->captured < pkt->len)
+		return KNOCK_TRUNCATED;
+	r = knock_check_outer(&v->mac1, pkt->data, pkt->len);
 	if (r != KNOCK_OK)
 		return r;
-	if (!ratelimit_allow(&v->rl, src, now_ms))
+	if (!ratelimit_allow(&v->rl, &pkt->src, now->boot_ms))
 		return KNOCK_RATE_LIMITED;
-	r = knock_open(&v->server, v->psk, pkt, client_pub, &p);
+	r = knock_open(&v->server, v->psk, pkt->data, d->key, &p);
 	if (r != KNOCK_OK)
 		return r;
-	d->client = server_config_find_client(v->cfg, client_pub);
-	wipe(client_pub, sizeof(client_pub));
+	d->authenticated = true;
+	d->client = server_config_find_client(v->cfg, d->key);
 	if (!d->client)
 		return KNOCK_UNKNOWN_KEY;
 	d->timestamp_ms = p.timestamp_ms;
-	if (client_expired(d->client, (int64_t)(now_ms / 1000)))
+	if (client_expired(d->client, (int64_t)(now->wall_ms / 1000)))
 		return KNOCK_EXPIRED;
 	i = (size_t)(d->client - v->cfg->clients);
-	r = check_time(v, i, p.timestamp_ms, now_ms);
+	r = check_time(v, i, pkt->data, p.timestamp_ms, now);
 	if (r != KNOCK_OK)
 		return r;
-	v->last_ms[i] = p.timestamp_ms;
-
-	if (is_zero_ct(p.target, sizeof(p.target)))
-		memcpy(d->target, src, sizeof(d->target));
-	else if (kc->allow_target)
-		memcpy(d->target, p.target, sizeof(d->target));
-	else
-		return KNOCK_TARGET_REFUSED;
+	r = check_target(kc, &p, &pkt->src, &d->target);
+	if (r != KNOCK_OK)
+		return r;
 	d->open_seconds = p.open_seconds == 0 ? kc->open_seconds : p.open_seconds;
 	if (d->open_seconds > kc->max_open_seconds)
 		d->open_seconds = kc->max_open_seconds;
 	return KNOCK_OK;
 }
 
-enum knock_reason knock_verify(struct knock_verifier *v, const uint8_t *pkt,
-			       size_t len, const uint8_t src[16],
-			       uint64_t now_ms, struct knock_decision *d)
+enum knock_reason knock_verify(struct knock_verifier *v,
+			       const struct knock_packet *pkt,
+			       const struct knock_clock *now,
+			       struct knock_decision *d)
 {
 	enum knock_reason r;
 
 	memset(d, 0, sizeof(*d));
-	r = decide(v, pkt, len, src, now_ms, d);
+	r = decide(v, pkt, now, d);
 	v->counters[r]++;
 	return r;
 }

@@ -3,10 +3,11 @@
  * in; a verdict with its reason comes out. The checks run cheapest first, so
  * garbage costs one hash and a valid knock two X25519:
  *
- *   length, version → mac1 (constant time) → per-source token bucket →
- *   Noise read → key allowed and not expired → |now − timestamp| ≤ window →
- *   timestamp newer than the key's last and than the daemon's start →
- *   target allowed
+ *   whole datagram captured → length, version → mac1 (constant time) →
+ *   per-source token bucket → Noise read → key allowed and not expired →
+ *   |now − timestamp| ≤ window → not a replay (replay.h), and not made
+ *   before the daemon started unless the last run's replay state was
+ *   loaded → target allowed
  *
  * Replay state changes only once a knock has authenticated.
  */
@@ -17,27 +18,37 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ip_udp.h"
 #include "knock.h"
 #include "noise.h"
 #include "ratelimit.h"
+#include "replay.h"
 
-#define KNOCK_RATE_PER_SECOND 2
-#define KNOCK_RATE_BURST 10
+/* Both clocks, read together. Knocks carry wall-clock timestamps; the
+ * rate limiter and the start floor run on the clock that never steps, so
+ * that setting the wall clock back or forward locks no one out. */
+struct knock_clock {
+	uint64_t wall_ms;	/* CLOCK_REALTIME, Unix ms */
+	uint64_t boot_ms;	/* CLOCK_BOOTTIME */
+};
 
 struct knock_verifier {
 	struct noise_keypair server;
 	uint8_t psk[KEY_LEN];
 	struct keyed_blake2s mac1;	/* keyed with the server's mac1 key */
-	uint64_t start_ms;		/* knocks made before this open nothing */
+	uint64_t start_boot_ms;		/* when the daemon started */
+	bool history;			/* the last run's replay state is loaded */
 	const struct server_config *cfg;
-	uint64_t *last_ms;		/* per cfg->clients[i]: last timestamp */
+	struct replay_table replay;	/* per cfg->clients[i] */
 	struct ratelimit rl;
 	uint64_t counters[KNOCK_REASONS];
 };
 
 struct knock_decision {
-	const struct client_entry *client;	/* set once authenticated */
-	uint8_t target[16];			/* address to open for */
+	bool authenticated;			/* the Noise read succeeded */
+	uint8_t key[KEY_LEN];			/* then: the sender's public key */
+	const struct client_entry *client;	/* and its client, if listed */
+	struct ip_addr target;			/* address to open for */
 	unsigned int open_seconds;
 	uint64_t timestamp_ms;
 };
@@ -46,16 +57,27 @@ struct knock_decision {
 bool knock_verifier_init(struct knock_verifier *v,
 			 const struct noise_keypair *server,
 			 const uint8_t psk[KEY_LEN],
-			 const struct server_config *cfg, uint64_t now_ms);
+			 const struct server_config *cfg,
+			 const struct knock_clock *now);
 
-/* Switch to a new client list, keeping each remaining key's replay state.
- * The old config must still be alive during the call. */
+/* Switch to a new configuration, server key and PSK, keeping each
+ * remaining client key's replay state; knocks made for the old key or PSK
+ * fail from now on. All or nothing: false when out of memory, and v still
+ * uses the old ones. The old config must be alive during the call. */
 bool knock_verifier_reload(struct knock_verifier *v,
-			   const struct server_config *cfg);
+			   const struct server_config *cfg,
+			   const struct noise_keypair *server,
+			   const uint8_t psk[KEY_LEN]);
 
-enum knock_reason knock_verify(struct knock_verifier *v, const uint8_t *pkt,
-			       size_t len, const uint8_t src[16],
-			       uint64_t now_ms, struct knock_decision *d);
+/* The wall-clock time the daemon started, as the wall clock reads now:
+ * it follows the clock when it is stepped. */
+uint64_t knock_verifier_start_floor(const struct knock_verifier *v,
+				    const struct knock_clock *now);
+
+enum knock_reason knock_verify(struct knock_verifier *v,
+			       const struct knock_packet *pkt,
+			       const struct knock_clock *now,
+			       struct knock_decision *d);
 
 void knock_verifier_free(struct knock_verifier *v);
 

@@ -13,9 +13,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* A knock is 145 bytes after at most 60 (IPv4) or 40 + options (IPv6) of
- * headers and 8 of UDP: copying 256 bytes is enough and no more. */
-#define COPY_RANGE 256
+/* A knock is 145 bytes behind 8 of UDP and at most 60 of IPv4 header, or
+ * 40 of IPv6 header and its extension headers. 512 bytes hold any IPv4
+ * knock and an IPv6 one behind up to 319 bytes of extension headers (real
+ * knocks carry none); a longer chain is cut by the kernel and the knock is
+ * refused as truncated, never verified from a partial copy. */
+#define COPY_RANGE 512
 /* Under a flood, loss was always the queue overflowing (queue_dropped),
  * never the socket (user_dropped): 8,192 packets held 20–60 ms of flood on
  * a busy machine, 32,768 rode out the stalls (bench/knock). A queued
@@ -164,14 +167,38 @@ int nfqueue_fd(const struct nfqueue *q)
 	return mnl_socket_get_fd(q->nl);
 }
 
-/* The id of one queued packet, and a copy of what posternd needs of it in
- * k; *is_udp says whether k was filled. False if nlh is not a packet. */
-static bool read_packet(const struct nlmsghdr *nlh, struct queued_knock *k,
-			bool *is_udp, uint32_t *id, struct nfqueue_stats *st)
+bool nfqueue_fill_packet(struct knock_packet *k, const uint8_t *pkt,
+			 size_t len, size_t orig_len, struct nfqueue_stats *st)
+{
+	struct udp_datagram d;
+
+	/* Every byte of k is written: a burst slot never carries what an
+	 * earlier packet left in it. */
+	memset(k, 0, sizeof(*k));
+	switch (ip_udp_parse(&d, pkt, len, orig_len)) {
+	case IP_UDP_OK:
+		break;
+	case IP_UDP_BAD_SOURCE:
+		st->bad_source++;
+		return false;
+	case IP_UDP_MALFORMED:
+		st->not_udp++;
+		return false;
+	}
+	k->src = d.src;
+	k->len = d.payload_len;
+	k->captured = d.captured;
+	memcpy(k->data, d.payload, d.captured < KNOCK_LEN ? d.captured : KNOCK_LEN);
+	return true;
+}
+
+/* The id of one queued packet, and what posternd needs of it in k;
+ * *filled says whether k holds a datagram. False if nlh is not a packet. */
+static bool read_packet(const struct nlmsghdr *nlh, struct knock_packet *k,
+			bool *filled, uint32_t *id, struct nfqueue_stats *st)
 {
 	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
 	struct nfqnl_msg_packet_hdr *ph;
-	struct udp_datagram d;
 	size_t orig = 0;
 
 	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFQNL_MSG_PACKET ||
@@ -182,17 +209,14 @@ static bool read_packet(const struct nlmsghdr *nlh, struct queued_knock *k,
 	st->packets++;
 	if (attr[NFQA_CAP_LEN])
 		orig = ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN]));
-	*is_udp = attr[NFQA_PAYLOAD] &&
-		  ip_udp_parse(&d, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
-			       mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]), orig);
-	if (!*is_udp) {
+	if (!attr[NFQA_PAYLOAD]) {
 		st->not_udp++;
+		*filled = false;
 		return true;
 	}
-	memcpy(k->src, d.src, sizeof(k->src));
-	k->len = d.payload_len;
-	if (d.payload_len == KNOCK_LEN && d.captured == KNOCK_LEN)
-		memcpy(k->data, d.payload, KNOCK_LEN);
+	*filled = nfqueue_fill_packet(k, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
+				      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]),
+				      orig, st);
 	return true;
 }
 
@@ -211,7 +235,7 @@ static bool send_verdict(struct nfqueue *q, uint32_t last_id, char *err,
 	return true;
 }
 
-int nfqueue_receive(struct nfqueue *q, struct queued_knock out[NFQUEUE_BURST],
+int nfqueue_receive(struct nfqueue *q, struct knock_packet out[NFQUEUE_BURST],
 		    struct nfqueue_stats *st, char *err, size_t err_len)
 {
 	struct mmsghdr msgs[NFQUEUE_BURST];
@@ -242,17 +266,17 @@ int nfqueue_receive(struct nfqueue *q, struct queued_knock out[NFQUEUE_BURST],
 		int len = (int)msgs[i].msg_len;
 
 		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-			struct queued_knock spare;
-			struct queued_knock *k = copied < NFQUEUE_BURST ? &out[copied] : &spare;
-			bool is_udp = false;
+			struct knock_packet spare;
+			struct knock_packet *k = copied < NFQUEUE_BURST ? &out[copied] : &spare;
+			bool filled = false;
 
-			if (!read_packet(nlh, k, &is_udp, &id, st))
+			if (!read_packet(nlh, k, &filled, &id, st))
 				continue;
 			/* Ids rise in the order packets are queued; the
 			 * last one covers them all, even across a wrap. */
 			last_id = id;
 			any = true;
-			if (is_udp && k != &spare)
+			if (filled && k != &spare)
 				copied++;
 		}
 	}

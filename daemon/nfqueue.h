@@ -15,16 +15,10 @@
 
 #define NFQUEUE_BURST 64
 
-/* What posternd keeps of a queued packet: a copy of the knock-sized payload. */
-struct queued_knock {
-	uint8_t src[16];
-	size_t len;			/* the UDP payload's true length */
-	uint8_t data[KNOCK_LEN];	/* valid when len == KNOCK_LEN */
-};
-
 struct nfqueue_stats {
 	uint64_t packets;	/* received from the queue */
 	uint64_t not_udp;	/* not a whole UDP datagram */
+	uint64_t bad_source;	/* from an address no host knocks from */
 	uint64_t enobufs;	/* times the socket buffer overran */
 };
 
@@ -37,12 +31,21 @@ int nfqueue_fd(const struct nfqueue *q);
 
 /*
  * Read what is queued, without blocking, up to NFQUEUE_BURST packets; copy
- * their payloads to out and DROP them all with one verdict. Returns the
+ * their datagrams to out and DROP them all with one verdict. Returns the
  * number of packets copied (0 when none was waiting), −1 on a socket error
  * (err says which).
  */
-int nfqueue_receive(struct nfqueue *q, struct queued_knock out[NFQUEUE_BURST],
+int nfqueue_receive(struct nfqueue *q, struct knock_packet out[NFQUEUE_BURST],
 		    struct nfqueue_stats *st, char *err, size_t err_len);
+
+/*
+ * The datagram in one queued packet (pkt: the len bytes the queue copied,
+ * starting at the IP header; orig_len: NFQA_CAP_LEN, the length before the
+ * copy range cut it, or 0) into k, every byte of which is written. False,
+ * counted in st, when the packet is no knock-shaped datagram at all.
+ */
+bool nfqueue_fill_packet(struct knock_packet *k, const uint8_t *pkt,
+			 size_t len, size_t orig_len, struct nfqueue_stats *st);
 
 /* The kernel's own counters for the queue (/proc/net/netfilter/
  * nfnetlink_queue): packets dropped because the queue or socket was full. */

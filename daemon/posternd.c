@@ -13,50 +13,20 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "ip_udp.h"
 #include "keys.h"
-#include "knock_verify.h"
 #include "log.h"
-#include "nfqueue.h"
-#include "nft.h"
+#include "posternd.h"
 #include "print_nft.h"
 #include "psk.h"
 
-#define PROG_NAME "posternd"
-#define ERR_LEN 512
-#define STATUS_INTERVAL_MS 5000
-
-struct posternd {
-	const char *config_path;
-	struct server_config *cfg;
-	struct knock_verifier verifier;
-	struct nft_conn *nft;
-	struct nft_set_ref set4, set6;
-	struct nfqueue *queue;
-	struct nfqueue_stats qstats;
-	uint64_t nft_errors;
-	uint64_t watchdog_usec;
-};
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+/* STATUS= goes out every second, and soon after a burst (at most ten
+ * times a second), so that counters follow the traffic closely. */
+#define STATUS_INTERVAL_MS 1000
+#define STATUS_MIN_INTERVAL_MS 100
+#define STATE_NAME "knock.state"
+#define STATE_DIR_DEFAULT "/var/lib/postern"
 
 static bool load_secrets(const struct server_config *cfg,
 			 struct noise_keypair *server, uint8_t psk[KEY_LEN],
@@ -78,129 +48,69 @@ static bool load_secrets(const struct server_config *cfg,
 	return psk_load(psk, &cfg->psk, err, ERR_LEN);
 }
 
-static void set_refs(struct posternd *d)
+/* knock.state_file, else knock.state in the directory systemd made for
+ * the unit (StateDirectory=), else in /var/lib/postern. */
+static const char *state_path(const struct server_config *cfg, char *buf,
+			      size_t len)
 {
-	const struct knock_config *k = &d->cfg->knock;
+	const char *dir = getenv("STATE_DIRECTORY");
 
-	d->set4 = (struct nft_set_ref){ .family = k->nft_family, .table = k->nft_table,
-					.set = k->nft_set4, .af = AF_INET };
-	d->set6 = (struct nft_set_ref){ .family = k->nft_family, .table = k->nft_table,
-					.set = k->nft_set6, .af = AF_INET6 };
+	if (cfg->knock.state_file)
+		return cfg->knock.state_file;
+	if (!dir || dir[0] != '/')
+		dir = STATE_DIR_DEFAULT;
+	/* STATE_DIRECTORY lists one path per StateDirectory= entry */
+	snprintf(buf, len, "%.*s/%s", (int)strcspn(dir, ":"), dir, STATE_NAME);
+	return buf;
 }
 
-/* The sets the family can hold: ip has no IPv6 set, ip6 no IPv4 set. */
-static bool uses_v4(const struct server_config *cfg)
+/* Load the last run's replay state. Without it, knocks made before this
+ * start open nothing: the last run may have accepted them. */
+static void load_state(struct posternd *d, const char *path)
 {
-	return strcmp(cfg->knock.nft_family, "ip6") != 0;
-}
-
-static bool uses_v6(const struct server_config *cfg)
-{
-	return strcmp(cfg->knock.nft_family, "ip") != 0;
-}
-
-static bool check_sets(struct posternd *d, char *err)
-{
-	set_refs(d);
-	if (uses_v4(d->cfg) && !nft_set_check(d->nft, &d->set4, err, ERR_LEN))
-		return false;
-	if (uses_v6(d->cfg) && !nft_set_check(d->nft, &d->set6, err, ERR_LEN))
-		return false;
-	return true;
-}
-
-static void join_ports(char *out, size_t len, const struct client_entry *c)
-{
-	size_t off = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; i < c->n_open && off < len; i++)
-		off += (size_t)snprintf(out + off, len - off, "%s%u", i ? "," : "",
-					c->open[i]);
-}
-
-static void log_knock(int prio, const char *event, const struct knock_decision *dec,
-		      const uint8_t src[16], const char *reason)
-{
-	char srct[46], tgtt[46], ports[256];
-	char f_client[128], f_src[64], f_tgt[64], f_ports[300], f_reason[64];
-	const char *fields[] = { f_client, f_src, f_tgt, f_ports, f_reason, NULL };
-
-	addr_to_text(srct, src);
-	addr_to_text(tgtt, is_zero_ct(dec->target, 16) ? src : dec->target);
-	join_ports(ports, sizeof(ports), dec->client);
-	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", dec->client->name);
-	snprintf(f_src, sizeof(f_src), "POSTERN_SRC=%s", srct);
-	snprintf(f_tgt, sizeof(f_tgt), "POSTERN_TARGET=%s", tgtt);
-	snprintf(f_ports, sizeof(f_ports), "POSTERN_PORTS=%s", ports);
-	snprintf(f_reason, sizeof(f_reason), "POSTERN_REASON=%s", reason);
-	if (prio == LOG_NOTICE)
-		log_event(prio, event, fields, "knock from %s (%s): opened %s port %s for %u s",
-			  dec->client->name, srct, tgtt, ports, dec->open_seconds);
-	else
-		log_event(prio, event, fields, "knock from %s (%s) refused: %s",
-			  dec->client->name, srct, reason);
-}
-
-/* One nf_tables batch: target . port for every port the client may open. */
-static bool open_gate(struct posternd *d, const struct knock_decision *dec)
-{
-	struct nft_element el[64];
-	const struct nft_set_ref *set;
-	size_t n = dec->client->n_open < 64 ? dec->client->n_open : 64;
+	struct knock_clock now;
 	char err[ERR_LEN];
-	bool v4 = addr_is_v4(dec->target);
+	uint64_t until;
 
-	if (v4 ? !uses_v4(d->cfg) : !uses_v6(d->cfg)) {
-		log_msg(LOG_WARNING, "knock from %s: no %s set in nft family %s",
-			dec->client->name, v4 ? "IPv4" : "IPv6", d->cfg->knock.nft_family);
-		return false;
+	d->state = replay_file_open(path, err, sizeof(err));
+	if (!d->state) {
+		log_event(LOG_WARNING, "state_error", NULL, "%s; replay state will "
+			  "not survive a restart, and after one only knocks made "
+			  "since open the gate", err);
+		return;
 	}
-	set = v4 ? &d->set4 : &d->set6;
-	for (size_t i = 0; i < n; i++) {
-		memset(&el[i], 0, sizeof(el[i]));
-		if (v4)
-			memcpy(el[i].addr, dec->target + 12, 4);
-		else
-			memcpy(el[i].addr, dec->target, 16);
-		el[i].port = dec->client->open[i];
-	}
-	if (nft_set_open(d->nft, set, el, n, dec->open_seconds * 1000u, err, sizeof(err)))
-		return true;
-	d->nft_errors++;
-	log_event(LOG_ERR, "nft_error", (const char *const[]){ NULL }, "%s", err);
-	return false;
-}
-
-static void handle_knock(struct posternd *d, const struct queued_knock *k)
-{
-	struct knock_decision dec;
-	enum knock_reason r;
-
-	r = knock_verify(&d->verifier, k->data, k->len, k->src, now_ms(), &dec);
-	if (r == KNOCK_OK) {
-		if (open_gate(d, &dec))
-			log_knock(LOG_NOTICE, "knock_accepted", &dec, k->src, "ok");
-	} else if (dec.client) {
-		/* Authenticated but refused: worth a line. Anything less is
-		 * only counted, so a flood cannot flood the journal. */
-		log_knock(LOG_WARNING, "knock_rejected", &dec, k->src,
-			  knock_reason_name(r));
+	now = posternd_clock();
+	until = now.boot_ms + 2000ull * d->cfg->knock.window;
+	switch (replay_file_load(d->state, &d->verifier.replay, until, err, sizeof(err))) {
+	case REPLAY_LOADED:
+		d->verifier.history = true;
+		log_msg(LOG_INFO, "replay state loaded from %s", path);
+		break;
+	case REPLAY_MISSING:
+		log_msg(LOG_NOTICE, "no replay state in %s yet (first start?): "
+			"only knocks made since this start open the gate", path);
+		break;
+	case REPLAY_CORRUPT:
+		log_event(LOG_WARNING, "state_error", NULL, "ignoring the replay "
+			  "state: %s; only knocks made since this start open the "
+			  "gate", err);
+		break;
 	}
 }
 
 static void notify_status(struct posternd *d)
 {
 	const uint64_t *c = d->verifier.counters;
-	uint64_t refused = 0, qdrop = 0, udrop = 0;
+	uint64_t refused = d->qstats.not_udp + d->qstats.bad_source, qdrop = 0, udrop = 0;
 
 	for (int r = KNOCK_OK + 1; r < KNOCK_REASONS; r++)
 		refused += c[r];
 	nfqueue_kernel_drops(d->cfg->knock.queue, &qdrop, &udrop);
 	sd_notifyf(0, "STATUS=received %llu, accepted %llu, refused %llu "
 		   "(length %llu, mac1 %llu, rate %llu, noise %llu, unknown key %llu, "
-		   "expired %llu, skew %llu, replay %llu, target %llu), nft errors %llu, "
-		   "kernel drops %llu",
+		   "expired %llu, skew %llu, replay %llu, target %llu, truncated %llu, "
+		   "source %llu), nft errors %llu, state errors %llu, "
+		   "kernel drops %llu (queue full %llu, socket %llu, enobufs %llu)",
 		   (unsigned long long)d->qstats.packets, (unsigned long long)c[KNOCK_OK],
 		   (unsigned long long)refused,
 		   (unsigned long long)(c[KNOCK_BAD_LENGTH] + c[KNOCK_BAD_VERSION] + d->qstats.not_udp),
@@ -208,35 +118,79 @@ static void notify_status(struct posternd *d)
 		   (unsigned long long)(c[KNOCK_BAD_NOISE] + c[KNOCK_BAD_PAYLOAD]),
 		   (unsigned long long)c[KNOCK_UNKNOWN_KEY], (unsigned long long)c[KNOCK_EXPIRED],
 		   (unsigned long long)c[KNOCK_SKEW], (unsigned long long)c[KNOCK_REPLAY],
-		   (unsigned long long)c[KNOCK_TARGET_REFUSED], (unsigned long long)d->nft_errors,
-		   (unsigned long long)(qdrop + udrop));
+		   (unsigned long long)c[KNOCK_TARGET_REFUSED],
+		   (unsigned long long)c[KNOCK_TRUNCATED],
+		   (unsigned long long)d->qstats.bad_source,
+		   (unsigned long long)d->nft_errors, (unsigned long long)d->state_errors,
+		   (unsigned long long)(qdrop + udrop), (unsigned long long)qdrop,
+		   (unsigned long long)udrop, (unsigned long long)d->qstats.enobufs);
+}
+
+/* What a reload may not change while running. NULL if nothing. */
+static const char *fixed_option(const struct server_config *old,
+				const struct server_config *cfg)
+{
+	const char *a = old->knock.state_file, *b = cfg->knock.state_file;
+
+	if (cfg->knock.queue != old->knock.queue)
+		return "knock.queue";
+	if ((a || b) && (!a || !b || strcmp(a, b) != 0))
+		return "knock.state_file";
+	return NULL;
+}
+
+/* Everything is read and checked before anything changes: a bad file
+ * leaves the running configuration, key and PSK whole. */
+static bool reload_config(struct posternd *d, char *err)
+{
+	struct server_config *cfg = server_config_new(d->config_path, err, ERR_LEN);
+	struct noise_keypair server;
+	struct nft_set_ref s4, s6;
+	struct log_throttle refusals = { 0 };
+	uint8_t psk[KEY_LEN];
+	const char *fixed;
+	bool ok = false;
+
+	if (!cfg)
+		return false;
+	if ((fixed = fixed_option(d->cfg, cfg)))
+		snprintf(err, ERR_LEN, "%s changed; restart posternd to change it", fixed);
+	else if (load_secrets(cfg, &server, psk, err) &&
+		 posternd_check_sets(d, cfg, &s4, &s6, err)) {
+		ok = posternd_refusals_init(&refusals, cfg) &&
+		     knock_verifier_reload(&d->verifier, cfg, &server, psk);
+		if (!ok)
+			snprintf(err, ERR_LEN, "out of memory");
+	}
+	wipe(&server, sizeof(server));
+	wipe(psk, sizeof(psk));
+	if (!ok) {
+		log_throttle_free(&refusals);
+		server_config_delete(cfg);
+		return false;
+	}
+	log_throttle_free(&d->refusals);
+	d->refusals = refusals;
+	d->set4 = s4;
+	d->set6 = s6;
+	d->sets_checked = true;
+	server_config_delete(d->cfg);
+	d->cfg = cfg;
+	return true;
 }
 
 static void reload(struct posternd *d)
 {
-	char err[ERR_LEN];
-	struct server_config *cfg = server_config_new(d->config_path, err, ERR_LEN);
-	struct server_config *old = d->cfg;
+	char err[ERR_LEN] = "";
 
 	sd_notify(0, "RELOADING=1");
-	if (!cfg) {
-		log_msg(LOG_ERR, "reload failed, keeping the running configuration: %s", err);
-	} else if (cfg->knock.queue != old->knock.queue) {
-		log_msg(LOG_ERR, "reload failed: knock.queue changed (%u → %u); restart "
-			"posternd to move queues", old->knock.queue, cfg->knock.queue);
-		server_config_delete(cfg);
-	} else if (!knock_verifier_reload(&d->verifier, cfg)) {
-		log_msg(LOG_ERR, "reload failed: out of memory");
-		server_config_delete(cfg);
-	} else {
-		d->cfg = cfg;
-		set_refs(d);
-		if (!check_sets(d, err))
-			log_msg(LOG_ERR, "%s", err);
-		server_config_delete(old);
-		log_event(LOG_NOTICE, "daemon_reload", (const char *const[]){ NULL },
-			  "reloaded %s: %zu clients", d->config_path, cfg->n_clients);
-	}
+	if (reload_config(d, err))
+		log_event(LOG_NOTICE, "daemon_reload", NULL,
+			  "reloaded %s (configuration, key and PSK): %zu clients",
+			  d->config_path, d->cfg->n_clients);
+	else
+		log_msg(LOG_ERR, "reload failed, keeping the running configuration, "
+			"key and PSK: %s", err);
 	sd_notify(0, "READY=1");
 }
 
@@ -252,14 +206,33 @@ static int make_signalfd(void)
 	return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* Drain what is queued, one burst and one verdict at a time. False on a
+ * socket error. */
+static bool drain_queue(struct posternd *d)
+{
+	struct knock_packet burst[NFQUEUE_BURST];
+	char err[ERR_LEN];
+
+	for (int rounds = 0; rounds < 64; rounds++) {
+		int n = nfqueue_receive(d->queue, burst, &d->qstats, err, sizeof(err));
+
+		if (n < 0) {
+			log_msg(LOG_ERR, "%s", err);
+			return false;
+		}
+		if (n == 0)
+			break;
+		posternd_handle_burst(d, burst, n);
+	}
+	return true;
+}
+
 /* The main loop: returns the exit status. */
 static int run(struct posternd *d)
 {
-	struct queued_knock burst[NFQUEUE_BURST];
 	struct pollfd pfd[2];
-	uint64_t next_status = 0, next_watchdog = 0, t;
-	char err[ERR_LEN];
-	int sfd = make_signalfd();
+	uint64_t next_status = 0, last_status = 0, status_packets = 0, next_watchdog = 0;
+	int sfd = make_signalfd(), status = 0;
 
 	if (sfd < 0) {
 		log_msg(LOG_ERR, "signalfd: %s", strerror(errno));
@@ -269,50 +242,48 @@ static int run(struct posternd *d)
 	pfd[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	sd_notify(0, "READY=1");
 	for (;;) {
-		if (poll(pfd, 2, 1000) < 0 && errno != EINTR) {
+		struct signalfd_siginfo si;
+		struct knock_clock now = posternd_clock();
+		int timeout = 1000;
+
+		/* counters changed since the last STATUS=: wake for the next */
+		if (d->qstats.packets != status_packets)
+			timeout = last_status + STATUS_MIN_INTERVAL_MS > now.boot_ms ?
+				  (int)(last_status + STATUS_MIN_INTERVAL_MS - now.boot_ms) : 0;
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
 			log_msg(LOG_ERR, "poll: %s", strerror(errno));
+			status = 1;
 			break;
 		}
-		if (pfd[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGHUP)
-					reload(d);
-				else
-					break;
-			}
+		if ((pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo != SIGHUP)
+				break;
+			reload(d);
 		}
-		if (pfd[0].revents & POLLIN) {
-			/* Drain what is queued, one burst and one verdict at a time. */
-			for (int rounds = 0; rounds < 64; rounds++) {
-				int n = nfqueue_receive(d->queue, burst, &d->qstats, err, sizeof(err));
-
-				if (n < 0) {
-					log_msg(LOG_ERR, "%s", err);
-					close(sfd);
-					return 1;
-				}
-				for (int i = 0; i < n; i++)
-					handle_knock(d, &burst[i]);
-				if (n == 0)
-					break;
-			}
+		if ((pfd[0].revents & POLLIN) && !drain_queue(d)) {
+			status = 1;
+			break;
 		}
-		t = monotonic_ms();
-		if (t >= next_status) {
+		now = posternd_clock();
+		posternd_flush_logs(d, &now);
+		if (d->qstats.packets != status_packets &&
+		    now.boot_ms >= last_status + STATUS_MIN_INTERVAL_MS)
+			next_status = now.boot_ms;
+		if (now.boot_ms >= next_status) {
 			notify_status(d);
-			next_status = t + STATUS_INTERVAL_MS;
+			status_packets = d->qstats.packets;
+			last_status = now.boot_ms;
+			next_status = now.boot_ms + STATUS_INTERVAL_MS;
 		}
-		if (d->watchdog_usec && t >= next_watchdog) {
+		if (d->watchdog_usec && now.boot_ms >= next_watchdog) {
 			sd_notify(0, "WATCHDOG=1");
-			next_watchdog = t + d->watchdog_usec / 2000;
+			next_watchdog = now.boot_ms + d->watchdog_usec / 2000;
 		}
 	}
 	sd_notify(0, "STOPPING=1");
 	notify_status(d);
 	close(sfd);
-	return 0;
+	return status;
 }
 
 static void usage(FILE *f)
@@ -323,6 +294,52 @@ static void usage(FILE *f)
 		"  --print-nft  print an nftables ruleset for this configuration\n"
 		"  -h, --help   show this help\n"
 		"  -V, --version\n", PROG_NAME, POSTERN_SERVER_CONFIG);
+}
+
+/* posternd -t: what a start would check, and whether the replay state is
+ * usable. */
+static int test_config(struct posternd *d, const char *state)
+{
+	char err[ERR_LEN];
+	struct replay_file *f = replay_file_open(state, err, sizeof(err));
+
+	if (!f)
+		fprintf(stderr, "%s: warning: %s: replay state would not survive a "
+			"restart\n", PROG_NAME, err);
+	replay_file_close(f);
+	printf("%s: %s is valid: %zu client%s, knock port %u, queue %u, state %s\n",
+	       PROG_NAME, d->config_path, d->cfg->n_clients,
+	       d->cfg->n_clients == 1 ? "" : "s", d->cfg->knock.port,
+	       d->cfg->knock.queue, state);
+	return 0;
+}
+
+static int serve(struct posternd *d, const struct noise_keypair *server,
+		 const uint8_t psk[KEY_LEN], const char *state)
+{
+	struct knock_clock now = posternd_clock();
+	char err[ERR_LEN];
+	int status;
+
+	d->sets_checked = true;
+	if (!(d->queue = nfqueue_open(d->cfg->knock.queue, err, sizeof(err)))) {
+		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	if (!knock_verifier_init(&d->verifier, server, psk, d->cfg, &now) ||
+	    !posternd_refusals_init(&d->refusals, d->cfg) ||
+	    !log_throttle_init(&d->errors, THROTTLE_ERRORS)) {
+		log_msg(LOG_ERR, "out of memory");
+		return 1;
+	}
+	load_state(d, state);
+	sd_watchdog_enabled(0, &d->watchdog_usec);
+	log_event(LOG_INFO, "daemon_start", NULL,
+		  "listening on queue %u for knocks to UDP %u; %zu clients",
+		  d->cfg->knock.queue, d->cfg->knock.port, d->cfg->n_clients);
+	status = run(d);
+	log_event(LOG_INFO, "daemon_stop", NULL, "stopping");
+	return status;
 }
 
 int main(int argc, char *argv[])
@@ -336,7 +353,8 @@ int main(int argc, char *argv[])
 	struct posternd d = { .config_path = POSTERN_SERVER_CONFIG };
 	struct noise_keypair server;
 	uint8_t psk[KEY_LEN];
-	char err[ERR_LEN];
+	char err[ERR_LEN], state_buf[4096];
+	const char *state;
 	bool test = false, print = false;
 	int c, status = 1;
 
@@ -369,39 +387,21 @@ int main(int argc, char *argv[])
 		server_config_delete(d.cfg);
 		return 0;
 	}
+	state = state_path(d.cfg, state_buf, sizeof(state_buf));
 	if (!load_secrets(d.cfg, &server, psk, err) ||
-	    !(d.nft = nft_conn_open(err, sizeof(err))) || !check_sets(&d, err)) {
+	    !(d.nft = nft_conn_open(err, sizeof(err))) ||
+	    !posternd_check_sets(&d, d.cfg, &d.set4, &d.set6, err))
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
-		goto out;
-	}
-	if (test) {
-		printf("%s: %s is valid: %zu client%s, knock port %u, queue %u\n",
-		       PROG_NAME, d.config_path, d.cfg->n_clients,
-		       d.cfg->n_clients == 1 ? "" : "s", d.cfg->knock.port,
-		       d.cfg->knock.queue);
-		status = 0;
-		goto out;
-	}
-	if (!(d.queue = nfqueue_open(d.cfg->knock.queue, err, sizeof(err)))) {
-		log_msg(LOG_ERR, "%s", err);
-		goto out;
-	}
-	if (!knock_verifier_init(&d.verifier, &server, psk, d.cfg, now_ms())) {
-		log_msg(LOG_ERR, "out of memory");
-		goto out;
-	}
+	else if (test)
+		status = test_config(&d, state);
+	else
+		status = serve(&d, &server, psk, state);
 	wipe(&server, sizeof(server));
 	wipe(psk, sizeof(psk));
-	sd_watchdog_enabled(0, &d.watchdog_usec);
-	log_event(LOG_INFO, "daemon_start", (const char *const[]){ NULL },
-		  "listening on queue %u for knocks to UDP %u; %zu clients",
-		  d.cfg->knock.queue, d.cfg->knock.port, d.cfg->n_clients);
-	status = run(&d);
-	log_event(LOG_INFO, "daemon_stop", (const char *const[]){ NULL }, "stopping");
 	knock_verifier_free(&d.verifier);
-out:
-	wipe(&server, sizeof(server));
-	wipe(psk, sizeof(psk));
+	log_throttle_free(&d.refusals);
+	log_throttle_free(&d.errors);
+	replay_file_close(d.state);
 	nfqueue_close(d.queue);
 	if (d.nft)
 		nft_conn_close(d.nft);

@@ -56,7 +56,7 @@ cp admin.key psk admin/
 cat > server/postern.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
-knock { port = 62201  open_seconds = 60 }
+knock { port = 62201  open_seconds = 60  state_file = "knock.state" }
 tunnel {
 	listen = {"$SERVER4:8443"}
 	egress = {22}

@@ -76,6 +76,7 @@ psk_file = "psk"
 knock {
 	port = $KPORT
 	queue = $QUEUE
+	state_file = "knock.state"
 	window = 30
 	open_seconds = 30
 	max_open_seconds = 300

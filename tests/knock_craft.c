@@ -10,10 +10,18 @@
  *     -w FILE      also write the packet to FILE
  *     -r FILE      send the packet in FILE instead of making one
  *     -g COUNT     send COUNT random 145-byte packets instead (a flood)
+ *     -j COUNT     send COUNT junk knocks with a valid mac1 instead (what
+ *                  someone holding the server key and the PSK can make)
  *     -b ADDR      send from this source address
+ *     -x LEN       IPv6: put LEN bytes of destination options (a multiple
+ *                  of 8, up to 2048) in front of the UDP header
+ *     -S ADDR      IPv6: send from ADDR through a raw socket, any address
+ *                  at all (spoofed, IPv4-mapped, ...)
  */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/ip6.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +39,84 @@ static int die(const char *what)
 	return 1;
 }
 
+/* Destination options of len bytes: one PadN option fills them. */
+static int set_dstopts(int fd, size_t len)
+{
+	uint8_t opts[2048] = { 0 };
+
+	if (len < 8 || len > sizeof(opts) || len % 8)
+		return -1;
+	opts[1] = (uint8_t)(len / 8 - 1);
+	for (size_t off = 2; off < len;) {
+		size_t pad = len - off - 2 > 255 ? 255 : len - off - 2;
+
+		if (len - off == 1) {	/* Pad1 */
+			opts[off++] = 0;
+			continue;
+		}
+		opts[off] = 1;		/* PadN */
+		opts[off + 1] = (uint8_t)pad;
+		off += 2 + pad;
+	}
+	return setsockopt(fd, IPPROTO_IPV6, IPV6_DSTOPTS, opts, (socklen_t)len);
+}
+
+static uint16_t checksum(uint32_t sum, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(p[len - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* One IPv6 UDP datagram from any source, header and all, through a raw
+ * socket: the kernel routes it by its destination and sends it as is. */
+static int send_spoofed6(const char *from, const struct sockaddr_in6 *to,
+			 const uint8_t *payload, size_t len)
+{
+	uint8_t pkt[40 + 8 + KNOCK_LEN + 64] = { 0 }, pseudo[40] = { 0 };
+	struct sockaddr_in6 dst = *to;
+	size_t udp_len = 8 + len;
+	uint32_t sum = 0;
+	uint16_t ck;
+	int fd = socket(AF_INET6, SOCK_RAW, IPPROTO_RAW);
+
+	if (fd < 0 || len > KNOCK_LEN + 64)
+		return -1;
+	pkt[0] = 0x60;
+	pkt[4] = (uint8_t)(udp_len >> 8);
+	pkt[5] = (uint8_t)udp_len;
+	pkt[6] = IPPROTO_UDP;
+	pkt[7] = 64;
+	if (inet_pton(AF_INET6, from, pkt + 8) != 1)
+		return -1;
+	memcpy(pkt + 24, &to->sin6_addr, 16);
+	pkt[40] = 0x9c;		/* source port 40000 */
+	pkt[41] = 0x40;
+	memcpy(pkt + 42, &to->sin6_port, 2);
+	pkt[44] = (uint8_t)(udp_len >> 8);
+	pkt[45] = (uint8_t)udp_len;
+	memcpy(pkt + 48, payload, len);
+	memcpy(pseudo, pkt + 8, 32);
+	pseudo[34] = (uint8_t)(udp_len >> 8);
+	pseudo[35] = (uint8_t)udp_len;
+	pseudo[39] = IPPROTO_UDP;
+	for (size_t i = 0; i < sizeof(pseudo); i += 2)
+		sum += (uint32_t)(pseudo[i] << 8 | pseudo[i + 1]);
+	ck = checksum(sum, pkt + 40, udp_len);
+	pkt[46] = (uint8_t)(ck >> 8);
+	pkt[47] = (uint8_t)ck;
+	dst.sin6_port = 0;	/* a raw socket's "port" is its protocol */
+	if (sendto(fd, pkt, 40 + udp_len, 0, (const struct sockaddr *)&dst,
+		   sizeof(dst)) != (ssize_t)(40 + udp_len))
+		return -1;
+	close(fd);
+	return 0;
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -43,6 +129,8 @@ int main(int argc, char *argv[])
 {
 	const char *key_file = NULL, *server_pub = NULL, *psk_file = NULL;
 	const char *write_file = NULL, *read_file = NULL, *bind_addr = NULL;
+	const char *spoof = NULL;
+	long long junk = 0, dstopts = 0;
 	uint8_t pkt[KNOCK_LEN + 64] = { 0 }, priv[KEY_LEN], pub[KEY_LEN], psk[KEY_LEN];
 	struct knock_payload p = { 0 };
 	struct noise_keypair kp;
@@ -52,7 +140,7 @@ int main(int argc, char *argv[])
 	char err[512];
 	int c, fd;
 
-	while ((c = getopt(argc, argv, "k:s:p:o:t:f:l:w:r:g:b:")) != -1) {
+	while ((c = getopt(argc, argv, "k:s:p:o:t:f:l:w:r:g:j:b:x:S:")) != -1) {
 		switch (c) {
 		case 'k': key_file = optarg; break;
 		case 's': server_pub = optarg; break;
@@ -64,7 +152,10 @@ int main(int argc, char *argv[])
 		case 'w': write_file = optarg; break;
 		case 'r': read_file = optarg; break;
 		case 'g': count = atoll(optarg); break;
+		case 'j': junk = atoll(optarg); break;
 		case 'b': bind_addr = optarg; break;
+		case 'x': dstopts = atoll(optarg); break;
+		case 'S': spoof = optarg; break;
 		default: return die("bad usage");
 		}
 	}
@@ -77,6 +168,11 @@ int main(int argc, char *argv[])
 		if (!f || fread(pkt, 1, KNOCK_LEN, f) != KNOCK_LEN)
 			return die("cannot read -r file");
 		fclose(f);
+	} else if (junk) {
+		if (!server_pub || !psk_file ||
+		    !key_load_secret_file(psk, psk_file, err, sizeof(err)) ||
+		    !key_from_base64(pub, server_pub))
+			return die("-j needs -s and -p");
 	} else if (!count) {
 		if (!key_file || !server_pub || !psk_file)
 			return die("-k, -s and -p are needed");
@@ -100,9 +196,18 @@ int main(int argc, char *argv[])
 	}
 	if (getaddrinfo(argv[optind], argv[optind + 1], &hints, &res) != 0)
 		return die("cannot resolve host");
+	if (spoof) {
+		if (res->ai_family != AF_INET6 ||
+		    send_spoofed6(spoof, (struct sockaddr_in6 *)res->ai_addr, pkt, len) < 0)
+			return die("cannot send from -S address (IPv6 only)");
+		freeaddrinfo(res);
+		return 0;
+	}
 	fd = socket(res->ai_family, SOCK_DGRAM, 0);
 	if (fd < 0)
 		return die("socket");
+	if (dstopts && (res->ai_family != AF_INET6 || set_dstopts(fd, (size_t)dstopts) < 0))
+		return die("cannot set -x destination options (IPv6 only)");
 	if (bind_addr) {
 		struct addrinfo *src;
 
@@ -114,7 +219,19 @@ int main(int argc, char *argv[])
 	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0)
 		return die("connect");
 	freeaddrinfo(res);
-	if (count) {
+	if (junk) {
+		uint8_t mac1_key[HASH_LEN];
+
+		knock_mac1_key(mac1_key, pub, psk);
+		for (long long i = 0; i < junk; i++) {
+			random_bytes(pkt, KNOCK_LEN);
+			pkt[0] = KNOCK_VERSION;
+			blake2s_128_keyed(pkt + KNOCK_MAC_OFFSET, mac1_key, pkt,
+					  KNOCK_MAC_OFFSET);
+			if (send(fd, pkt, KNOCK_LEN, 0) < 0)
+				usleep(100);
+		}
+	} else if (count) {
 		for (long long i = 0; i < count; i++) {
 			random_bytes(pkt, KNOCK_LEN);
 			pkt[0] = KNOCK_VERSION;

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -16,15 +17,31 @@
 #include "ip_udp.h"
 #include "knock.h"
 #include "knock_verify.h"
+#include "nfqueue.h"
 
-#define NOW 1800000000000ull	/* ms */
+#define NOW 1800000000000ull	/* ms, wall clock */
+#define BOOT_AT_NOW 5000000ull	/* ms, boot clock when the wall reads NOW */
+#define RATE_BURST 10
 
 static struct noise_keypair server, other_server, alice, bob, mallory;
 static uint8_t psk[KEY_LEN], other_psk[KEY_LEN];
 static struct client_entry clients[2];
 static uint16_t alice_ports[] = { 8443, 22 }, bob_ports[] = { 8443 };
 static struct server_config cfg;
-static uint8_t src[16], other_src[16];
+static struct ip_addr src, other_src;
+
+/* Both clocks at wall time `wall`, neither stepped. */
+static struct knock_clock at(uint64_t wall)
+{
+	return (struct knock_clock){ .wall_ms = wall,
+				     .boot_ms = wall - NOW + BOOT_AT_NOW };
+}
+
+static void set_addr(struct ip_addr *a, const char *text)
+{
+	assert_true(addr_from_text(a->b, text));
+	ip_addr_from_wire(a, a->b);
+}
 
 static int setup(void **state)
 {
@@ -47,9 +64,11 @@ static int setup(void **state)
 	cfg.clients = clients;
 	cfg.n_clients = 2;
 	cfg.knock = (struct knock_config){ .window = 30, .open_seconds = 30,
-					   .max_open_seconds = 300 };
-	assert_true(addr_from_text(src, "192.0.2.7"));
-	assert_true(addr_from_text(other_src, "2001:db8::7"));
+					   .max_open_seconds = 300, .rate = 2,
+					   .burst = RATE_BURST, .rate_sources = 64,
+					   .replay_entries = 16 };
+	set_addr(&src, "192.0.2.7");
+	set_addr(&other_src, "2001:db8::7");
 	return 0;
 }
 
@@ -63,8 +82,29 @@ static void make(uint8_t pkt[KNOCK_LEN], const struct noise_keypair *client,
 
 static void start(struct knock_verifier *v)
 {
+	struct knock_clock t = at(NOW - 1000);
+
 	cfg.knock.allow_target = false;
-	assert_true(knock_verifier_init(v, &server, psk, &cfg, NOW - 1000));
+	assert_true(knock_verifier_init(v, &server, psk, &cfg, &t));
+}
+
+/* A whole datagram of len bytes from `from`, as the queue hands it over. */
+static struct knock_packet packet_from(const uint8_t *bytes, size_t len,
+				       const struct ip_addr *from)
+{
+	struct knock_packet k = { .src = *from, .len = len, .captured = len };
+
+	memcpy(k.data, bytes, len < KNOCK_LEN ? len : KNOCK_LEN);
+	return k;
+}
+
+static enum knock_reason verify_from(struct knock_verifier *v, const uint8_t *pkt,
+				     size_t len, const struct ip_addr *from,
+				     struct knock_clock now, struct knock_decision *d)
+{
+	struct knock_packet k = packet_from(pkt, len, from);
+
+	return knock_verify(v, &k, &now, d);
 }
 
 static enum knock_reason verify(struct knock_verifier *v, const uint8_t *pkt,
@@ -72,7 +112,7 @@ static enum knock_reason verify(struct knock_verifier *v, const uint8_t *pkt,
 {
 	struct knock_decision d;
 
-	return knock_verify(v, pkt, len, src, now, &d);
+	return verify_from(v, pkt, len, &src, at(now), &d);
 }
 
 static void valid_knock(void **state)
@@ -85,9 +125,12 @@ static void valid_knock(void **state)
 	start(&v);
 	make(pkt, &alice, server.pub, psk, NOW);
 	assert_int_equal(pkt[0], KNOCK_VERSION);
-	assert_int_equal(knock_verify(&v, pkt, KNOCK_LEN, src, NOW, &d), KNOCK_OK);
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d), KNOCK_OK);
 	assert_ptr_equal(d.client, &clients[0]);
-	assert_memory_equal(d.target, src, 16);
+	assert_true(d.authenticated);
+	assert_memory_equal(d.key, alice.pub, KEY_LEN);
+	assert_false(d.target.v6);
+	assert_memory_equal(d.target.b, src.b, 16);
 	assert_int_equal(d.open_seconds, 30);
 	assert_int_equal(d.timestamp_ms, NOW);
 	assert_int_equal(v.counters[KNOCK_OK], 1);
@@ -104,12 +147,12 @@ static void open_seconds_capped(void **state)
 	(void)state;
 	start(&v);
 	assert_true(knock_build(pkt, &alice, server.pub, psk, &p));
-	assert_int_equal(knock_verify(&v, pkt, KNOCK_LEN, src, NOW, &d), KNOCK_OK);
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d), KNOCK_OK);
 	assert_int_equal(d.open_seconds, 60);
 	p.open_seconds = 65535;
 	p.timestamp_ms++;
 	assert_true(knock_build(pkt, &alice, server.pub, psk, &p));
-	assert_int_equal(knock_verify(&v, pkt, KNOCK_LEN, src, NOW, &d), KNOCK_OK);
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d), KNOCK_OK);
 	assert_int_equal(d.open_seconds, 300);
 	knock_verifier_free(&v);
 }
@@ -126,7 +169,7 @@ static void wrong_lengths(void **state)
 		if (len != KNOCK_LEN)
 			assert_int_equal(verify(&v, pkt, len, NOW), KNOCK_BAD_LENGTH);
 	assert_int_equal(v.counters[KNOCK_BAD_LENGTH], sizeof(pkt) - 1);
-	assert_int_equal(v.last_ms[0], 0);
+	assert_int_equal(replay_last(&v.replay, 0), 0);
 	/* The untouched knock still opens: nothing above consumed it. */
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_OK);
 	knock_verifier_free(&v);
@@ -170,8 +213,8 @@ static void every_bit_flipped(void **state)
 	knock_verifier_free(&v);
 }
 
-/* Someone who knows the server's public key can make mac1 right; the Noise
- * layer must still refuse any change to the message. */
+/* Someone who knows the server's public key and the PSK can make mac1
+ * right; the Noise layer must still refuse any change to the message. */
 static void flips_behind_a_valid_mac1(void **state)
 {
 	struct knock_verifier v;
@@ -182,7 +225,7 @@ static void flips_behind_a_valid_mac1(void **state)
 	start(&v);
 	v.rl.per_second = 1000000;	/* not the thing under test here */
 	v.rl.burst = 1000000;
-	knock_mac1_key(mac1_key, server.pub);
+	knock_mac1_key(mac1_key, server.pub, psk);
 	make(pkt, &alice, server.pub, psk, NOW);
 	for (size_t i = 1; i < KNOCK_MAC_OFFSET; i += 3) {
 		pkt[i] ^= 0x10;
@@ -191,7 +234,7 @@ static void flips_behind_a_valid_mac1(void **state)
 		assert_int_equal(r, KNOCK_BAD_NOISE);
 		pkt[i] ^= 0x10;
 	}
-	assert_int_equal(v.last_ms[0], 0);
+	assert_int_equal(replay_last(&v.replay, 0), 0);
 	knock_verifier_free(&v);
 }
 
@@ -205,22 +248,52 @@ static void made_for_another_server(void **state)
 	make(pkt, &alice, other_server.pub, psk, NOW);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_BAD_MAC1);
 	/* with this server's mac1 forged on, es and the hash still differ */
-	knock_mac1_key(mac1_key, server.pub);
+	knock_mac1_key(mac1_key, server.pub, psk);
 	blake2s_128_keyed(pkt + KNOCK_MAC_OFFSET, mac1_key, pkt, KNOCK_MAC_OFFSET);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_BAD_NOISE);
 	knock_verifier_free(&v);
 }
 
+/* mac1 is keyed with the PSK: a knock made with another PSK costs one
+ * hash, not a Noise read; and behind a forged mac1, Noise refuses it too. */
 static void wrong_psk(void **state)
 {
 	struct knock_verifier v;
-	uint8_t pkt[KNOCK_LEN];
+	uint8_t pkt[KNOCK_LEN], mac1_key[HASH_LEN];
 
 	(void)state;
 	start(&v);
 	make(pkt, &alice, server.pub, other_psk, NOW);
+	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_BAD_MAC1);
+	knock_mac1_key(mac1_key, server.pub, psk);
+	blake2s_128_keyed(pkt + KNOCK_MAC_OFFSET, mac1_key, pkt, KNOCK_MAC_OFFSET);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_BAD_NOISE);
 	knock_verifier_free(&v);
+}
+
+/* The mac1 key and tag for fixed inputs, as Python's hashlib computes
+ * them: BLAKE2s-256("postern/mac1" ‖ pub ‖ psk), then keyed BLAKE2s-128. */
+static void mac1_known_answer(void **state)
+{
+	uint8_t pub[KEY_LEN], key[KEY_LEN], msg[KNOCK_MAC_OFFSET], tag[16];
+	size_t n;
+	uint8_t *want_key = hex_decode("aac6a5edf33df5162de709290c874ac4"
+				       "f2e963e627940e024eed8cce9be89118", &n);
+	uint8_t *want_tag = hex_decode("f9db25f82774d7fd4220f978bf028cd9", &n);
+
+	(void)state;
+	for (int i = 0; i < KEY_LEN; i++) {
+		pub[i] = (uint8_t)i;
+		key[i] = (uint8_t)(32 + i);	/* the PSK */
+	}
+	for (int i = 0; i < KNOCK_MAC_OFFSET; i++)
+		msg[i] = (uint8_t)i;
+	knock_mac1_key(key, pub, key);
+	assert_memory_equal(key, want_key, KEY_LEN);
+	blake2s_128_keyed(tag, key, msg, sizeof(msg));
+	assert_memory_equal(tag, want_tag, 16);
+	free(want_key);
+	free(want_tag);
 }
 
 static void unknown_and_expired_keys(void **state)
@@ -234,9 +307,16 @@ static void unknown_and_expired_keys(void **state)
 	make(pkt, &mallory, server.pub, psk, NOW);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_UNKNOWN_KEY);
 	make(pkt, &bob, server.pub, psk, NOW);
-	assert_int_equal(knock_verify(&v, pkt, KNOCK_LEN, src, NOW, &d), KNOCK_EXPIRED);
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d), KNOCK_EXPIRED);
 	assert_ptr_equal(d.client, &clients[1]);	/* named in the log */
-	assert_int_equal(v.last_ms[1], 0);
+	assert_int_equal(replay_last(&v.replay, 1), 0);
+	/* an unlisted key is authenticated, and known by its public key */
+	make(pkt, &mallory, server.pub, psk, NOW + 1);
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d),
+			 KNOCK_UNKNOWN_KEY);
+	assert_true(d.authenticated);
+	assert_null(d.client);
+	assert_memory_equal(d.key, mallory.pub, KEY_LEN);
 	knock_verifier_free(&v);
 }
 
@@ -274,16 +354,126 @@ static void replays(void **state)
 	assert_int_equal(verify(&v, first, KNOCK_LEN, NOW), KNOCK_OK);
 	assert_int_equal(verify(&v, first, KNOCK_LEN, NOW), KNOCK_REPLAY);
 	assert_int_equal(verify(&v, first, KNOCK_LEN, NOW + 5000), KNOCK_REPLAY);
+	/* Another knock is not a replay because of its timestamp alone:
+	 * older, or made in the same millisecond, it still opens. */
+	assert_int_equal(verify(&v, older, KNOCK_LEN, NOW), KNOCK_OK);
+	assert_int_equal(verify(&v, same_ms, KNOCK_LEN, NOW), KNOCK_OK);
+	assert_int_equal(verify(&v, newer, KNOCK_LEN, NOW), KNOCK_OK);
 	assert_int_equal(verify(&v, older, KNOCK_LEN, NOW), KNOCK_REPLAY);
 	assert_int_equal(verify(&v, same_ms, KNOCK_LEN, NOW), KNOCK_REPLAY);
-	assert_int_equal(verify(&v, newer, KNOCK_LEN, NOW), KNOCK_OK);
-	assert_int_equal(v.last_ms[0], NOW + 1);
+	assert_int_equal(replay_last(&v.replay, 0), NOW + 1);
+	assert_true(v.replay.dirty);
 	knock_verifier_free(&v);
+}
 
-	/* A restart forgets last_ms, but not that the capture is older. */
-	assert_true(knock_verifier_init(&v, &server, psk, &cfg, NOW + 10));
-	assert_int_equal(verify(&v, first, KNOCK_LEN, NOW + 20), KNOCK_REPLAY);
-	assert_int_equal(verify(&v, newer, KNOCK_LEN, NOW + 20), KNOCK_REPLAY);
+/* A laptop whose clock stepped back 25 s, inside the 30 s window: its
+ * knocks still open, and none of them can be replayed. */
+static void client_clock_stepped_back(void **state)
+{
+	struct knock_verifier v;
+	struct knock_clock t;
+	uint8_t a[KNOCK_LEN], b[KNOCK_LEN], c[KNOCK_LEN];
+
+	(void)state;
+	t = at(NOW - 3600000);	/* up for an hour */
+	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
+	make(a, &alice, server.pub, psk, NOW);
+	make(b, &alice, server.pub, psk, NOW + 1000 - 25000);
+	make(c, &alice, server.pub, psk, NOW + 2000 - 25000);
+	assert_int_equal(verify(&v, a, KNOCK_LEN, NOW), KNOCK_OK);
+	assert_int_equal(verify(&v, b, KNOCK_LEN, NOW + 1000), KNOCK_OK);
+	assert_int_equal(verify(&v, c, KNOCK_LEN, NOW + 2000), KNOCK_OK);
+	for (uint64_t when = NOW + 2000; when <= NOW + 90000; when += 4000) {
+		assert_int_not_equal(verify(&v, a, KNOCK_LEN, when), KNOCK_OK);
+		assert_int_not_equal(verify(&v, b, KNOCK_LEN, when), KNOCK_OK);
+		assert_int_not_equal(verify(&v, c, KNOCK_LEN, when), KNOCK_OK);
+	}
+	knock_verifier_free(&v);
+}
+
+/* More knocks than a key remembers: the oldest leaves for the floor, so
+ * its replay is still refused. */
+static void replay_entries_bound(void **state)
+{
+	struct knock_verifier v;
+	uint8_t pkt[20][KNOCK_LEN];
+
+	(void)state;
+	start(&v);
+	v.rl.per_second = 1000000;	/* not the thing under test here */
+	v.rl.burst = 1000000;
+	for (int i = 0; i < 20; i++) {
+		make(pkt[i], &alice, server.pub, psk, NOW + (uint64_t)i * 10);
+		assert_int_equal(verify(&v, pkt[i], KNOCK_LEN, NOW), KNOCK_OK);
+	}
+	assert_int_equal(v.replay.keys[0].n_seen, cfg.knock.replay_entries);
+	assert_int_equal(v.replay.keys[0].floor_ms, NOW + 30);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(verify(&v, pkt[i], KNOCK_LEN, NOW), KNOCK_REPLAY);
+	knock_verifier_free(&v);
+}
+
+/* The server's wall clock stepped after the start (an RTC an hour ahead,
+ * then corrected by NTP; or set forward): the start floor follows it, so
+ * honest knocks open at once, and no accepted knock opens twice. */
+static void server_clock_steps(void **state)
+{
+	struct knock_verifier v;
+	struct knock_decision d;
+	struct knock_clock t = at(NOW + 3600000);	/* the RTC is an hour ahead */
+	uint8_t early[KNOCK_LEN], honest[KNOCK_LEN], later[KNOCK_LEN];
+
+	(void)state;
+	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
+	make(early, &alice, server.pub, psk, NOW + 3600000 + 100);
+	t.boot_ms += 200;
+	t.wall_ms += 200;
+	assert_int_equal(knock_verify(&v, &(struct knock_packet){ 0 }, &t, &d),
+			 KNOCK_BAD_LENGTH);
+	assert_int_equal(verify_from(&v, early, KNOCK_LEN, &src, t, &d), KNOCK_OK);
+	/* NTP steps the clock back an hour; the boot clock runs on */
+	t.boot_ms += 5000;
+	t.wall_ms = NOW + 5200;
+	make(honest, &alice, server.pub, psk, NOW + 5200);
+	assert_int_equal(verify_from(&v, honest, KNOCK_LEN, &src, t, &d), KNOCK_OK);
+	assert_int_equal(verify_from(&v, honest, KNOCK_LEN, &src, t, &d), KNOCK_REPLAY);
+	/* stepped forward a day: the hour-old knocks are out of the window */
+	t.boot_ms += 1000;
+	t.wall_ms += 86400000;
+	make(later, &alice, server.pub, psk, t.wall_ms);
+	assert_int_equal(verify_from(&v, later, KNOCK_LEN, &src, t, &d), KNOCK_OK);
+	assert_int_equal(verify_from(&v, early, KNOCK_LEN, &src, t, &d), KNOCK_SKEW);
+	/* and back again: what aged out is behind the floor */
+	t.boot_ms += 1000;
+	t.wall_ms = NOW + 7200;
+	assert_int_equal(verify_from(&v, honest, KNOCK_LEN, &src, t, &d), KNOCK_REPLAY);
+	assert_int_equal(knock_verifier_start_floor(&v, &t), NOW);	/* 7.2 s up */
+	knock_verifier_free(&v);
+}
+
+/* The rate limiter runs on the boot clock: setting the wall clock back
+ * an hour leaves no bucket empty. */
+static void rate_limit_ignores_wall_clock(void **state)
+{
+	struct knock_verifier v;
+	struct knock_decision d;
+	struct knock_clock t = at(NOW);
+	uint8_t pkt[KNOCK_LEN];
+	int ok = 0;
+
+	(void)state;
+	start(&v);
+	for (int i = 0; i < RATE_BURST; i++) {
+		make(pkt, &alice, server.pub, psk, NOW + (uint64_t)i);
+		assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, t, &d), KNOCK_OK);
+	}
+	t.wall_ms -= 3600000;
+	t.boot_ms += 5000;	/* five seconds later: ten tokens back */
+	for (int i = 0; i < RATE_BURST; i++) {
+		make(pkt, &alice, server.pub, psk, t.wall_ms + (uint64_t)i);
+		ok += verify_from(&v, pkt, KNOCK_LEN, &src, t, &d) == KNOCK_OK;
+	}
+	assert_int_equal(ok, RATE_BURST);
 	knock_verifier_free(&v);
 }
 
@@ -299,14 +489,31 @@ static void reload_keeps_replay_state(void **state)
 	make(pkt, &alice, server.pub, psk, NOW);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_OK);
 	cfg2.clients = swapped;
-	assert_true(knock_verifier_reload(&v, &cfg2));
-	assert_int_equal(v.last_ms[1], NOW);	/* alice moved to index 1 */
+	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk));
+	assert_int_equal(replay_last(&v.replay, 1), NOW);	/* alice moved to 1 */
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_REPLAY);
 	/* a key removed by the reload is unknown at once */
 	cfg2.n_clients = 1;
-	assert_true(knock_verifier_reload(&v, &cfg2));
+	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk));
 	make(pkt, &alice, server.pub, psk, NOW + 1);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_UNKNOWN_KEY);
+	knock_verifier_free(&v);
+}
+
+/* A reload with a new server key and PSK: knocks made for the old ones
+ * fail at mac1, knocks for the new ones open. */
+static void reload_new_secrets(void **state)
+{
+	struct knock_verifier v;
+	uint8_t pkt[KNOCK_LEN];
+
+	(void)state;
+	start(&v);
+	assert_true(knock_verifier_reload(&v, &cfg, &other_server, other_psk));
+	make(pkt, &alice, server.pub, psk, NOW);
+	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_BAD_MAC1);
+	make(pkt, &alice, other_server.pub, other_psk, NOW + 1);
+	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_OK);
 	knock_verifier_free(&v);
 }
 
@@ -321,15 +528,32 @@ static void target_override(void **state)
 	start(&v);
 	assert_true(addr_from_text(p.target, "198.51.100.9"));
 	assert_true(knock_build(pkt, &alice, server.pub, psk, &p));
-	assert_int_equal(knock_verify(&v, pkt, KNOCK_LEN, src, NOW, &d),
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d),
 			 KNOCK_TARGET_REFUSED);
 	assert_ptr_equal(d.client, &clients[0]);
 
 	cfg.knock.allow_target = true;
 	p.timestamp_ms++;
 	assert_true(knock_build(pkt, &alice, server.pub, psk, &p));
-	assert_int_equal(knock_verify(&v, pkt, KNOCK_LEN, src, NOW, &d), KNOCK_OK);
-	assert_memory_equal(d.target, p.target, 16);
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d), KNOCK_OK);
+	assert_false(d.target.v6);
+	assert_memory_equal(d.target.b, p.target, 16);
+	/* an IPv6 target, from an IPv4 source */
+	assert_true(addr_from_text(p.target, "2001:db8::99"));
+	p.timestamp_ms++;
+	assert_true(knock_build(pkt, &alice, server.pub, psk, &p));
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d), KNOCK_OK);
+	assert_true(d.target.v6);
+	/* targets that are no host */
+	static const char *const bad[] = { "127.0.0.1", "0.0.0.0", "224.0.0.1",
+		"255.255.255.255", "::1", "ff02::1", "::2" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_true(addr_from_text(p.target, bad[i]));
+		p.timestamp_ms++;
+		assert_true(knock_build(pkt, &alice, server.pub, psk, &p));
+		assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &src, at(NOW), &d),
+				 KNOCK_TARGET_REFUSED);
+	}
 	cfg.knock.allow_target = false;
 	knock_verifier_free(&v);
 }
@@ -344,7 +568,7 @@ static void nonzero_flags_refused(void **state)
 	start(&v);
 	assert_true(knock_build(pkt, &alice, server.pub, psk, &p));
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_BAD_PAYLOAD);
-	assert_int_equal(v.last_ms[0], 0);
+	assert_int_equal(replay_last(&v.replay, 0), 0);
 	knock_verifier_free(&v);
 }
 
@@ -352,25 +576,187 @@ static void rate_limited_per_source(void **state)
 {
 	struct knock_verifier v;
 	struct knock_decision d;
+	struct ip_addr same64;
 	uint8_t pkt[KNOCK_LEN];
 	int ok = 0;
 
 	(void)state;
 	start(&v);
-	for (int i = 0; i < KNOCK_RATE_BURST + 5; i++) {
+	for (int i = 0; i < RATE_BURST + 5; i++) {
 		make(pkt, &alice, server.pub, psk, NOW + (uint64_t)i);
 		if (verify(&v, pkt, KNOCK_LEN, NOW) == KNOCK_OK)
 			ok++;
 	}
-	assert_int_equal(ok, KNOCK_RATE_BURST);
+	assert_int_equal(ok, RATE_BURST);
 	assert_int_equal(v.counters[KNOCK_RATE_LIMITED], 5);
 	/* another source has its own bucket */
 	make(pkt, &alice, server.pub, psk, NOW + 100);
-	assert_int_equal(knock_verify(&v, pkt, KNOCK_LEN, other_src, NOW, &d), KNOCK_OK);
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &other_src, at(NOW), &d),
+			 KNOCK_OK);
+	/* but not another address in the same IPv6 /64 */
+	for (int i = 1; i < RATE_BURST; i++) {
+		make(pkt, &alice, server.pub, psk, NOW + 100 + (uint64_t)i);
+		assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &other_src, at(NOW), &d),
+				 KNOCK_OK);
+	}
+	set_addr(&same64, "2001:db8::1:2:3:4");
+	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &same64, at(NOW), &d),
+			 KNOCK_RATE_LIMITED);
 	/* and the first refills with time */
 	make(pkt, &alice, server.pub, psk, NOW + 200);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW + 1000), KNOCK_OK);
 	knock_verifier_free(&v);
+}
+
+/* The rate limiter holds rate_sources sources; a new one evicts the least
+ * recently seen, which starts again with a full bucket. */
+static void rate_limit_table_bound(void **state)
+{
+	struct ratelimit rl;
+	struct ip_addr a, first;
+	char text[32];
+
+	(void)state;
+	assert_true(ratelimit_init(&rl, 1, 1, 16));
+	assert_int_equal(ratelimit_capacity(&rl), 16);
+	set_addr(&first, "10.9.9.9");
+	assert_true(ratelimit_allow(&rl, &first, 1000));
+	assert_false(ratelimit_allow(&rl, &first, 1000));
+	for (int i = 0; i < 1000; i++) {
+		uint64_t t = 1001 + (uint64_t)i / 10;
+
+		snprintf(text, sizeof(text), "10.0.%d.%d", i / 250, i % 250 + 1);
+		set_addr(&a, text);
+		assert_true(ratelimit_allow(&rl, &a, t));	/* a fresh bucket */
+		assert_false(ratelimit_allow(&rl, &a, t));	/* now empty */
+	}
+	/* the table did not grow: the first source was forgotten, and 100
+	 * ms (a tenth of a token) later it has a full bucket again */
+	assert_true(ratelimit_allow(&rl, &first, 1101));
+	ratelimit_free(&rl);
+}
+
+/*
+ * Finding 1 of the review: a datagram the queue cut short must never be
+ * verified. A burst slot first holds a valid knock (rate-limited, so it
+ * opened nothing); then an IPv6 datagram behind 400 bytes of destination
+ * options is cut by the copy range into the same slot. The slot holds
+ * none of the old bytes, and the cut datagram is refused as truncated.
+ */
+static size_t make_ipv6_udp(uint8_t *out, const char *from, size_t opts,
+			    const uint8_t *payload, size_t len)
+{
+	size_t udp = 40 + opts;
+	struct ip_addr a;
+
+	memset(out, 0, udp + 8 + len);
+	set_addr(&a, from);
+	out[0] = 0x60;
+	out[4] = (uint8_t)((opts + 8 + len) >> 8);
+	out[5] = (uint8_t)(opts + 8 + len);
+	out[6] = opts ? 60 : 17;		/* destination options, or UDP */
+	out[7] = 64;
+	memcpy(out + 8, a.b, 16);
+	set_addr(&a, "2001:db8::1");
+	memcpy(out + 24, a.b, 16);
+	if (opts) {
+		out[40] = 17;
+		out[41] = (uint8_t)(opts / 8 - 1);
+		out[42] = 1;			/* PadN */
+		out[43] = (uint8_t)(opts - 4 > 255 ? 255 : opts - 4);
+	}
+	out[udp + 2] = 0xf3;			/* dport 62201 */
+	out[udp + 3] = 0xf9;
+	out[udp + 4] = (uint8_t)((8 + len) >> 8);
+	out[udp + 5] = (uint8_t)(8 + len);
+	memcpy(out + udp + 8, payload, len);
+	return udp + 8 + len;
+}
+
+static void cut_datagram_is_never_verified(void **state)
+{
+	struct knock_verifier v;
+	struct knock_decision d;
+	struct nfqueue_stats st = { 0 };
+	struct knock_packet slot;
+	struct knock_clock t = at(NOW);
+	uint8_t knock[KNOCK_LEN], junk[KNOCK_LEN], ip[1024];
+	size_t n;
+
+	(void)state;
+	start(&v);
+	make(knock, &alice, server.pub, psk, NOW);
+	n = make_ipv6_udp(ip, "2001:db8::77", 0, knock, KNOCK_LEN);
+	assert_true(nfqueue_fill_packet(&slot, ip, n, 0, &st));
+	assert_int_equal(slot.len, KNOCK_LEN);
+	assert_int_equal(slot.captured, KNOCK_LEN);
+	assert_memory_equal(slot.data, knock, KNOCK_LEN);
+
+	/* the attacker's datagram: 145 bytes of anything, cut at 512 */
+	memset(junk, 0x5a, sizeof(junk));
+	n = make_ipv6_udp(ip, "2001:db8:bad::1", 400, junk, KNOCK_LEN);
+	assert_int_equal(n, 40 + 400 + 8 + KNOCK_LEN);
+	assert_true(nfqueue_fill_packet(&slot, ip, 512, n, &st));
+	assert_int_equal(slot.len, KNOCK_LEN);
+	assert_int_equal(slot.captured, 512 - 40 - 400 - 8);
+	assert_true(is_zero_ct(slot.data + slot.captured, KNOCK_LEN - slot.captured));
+	assert_int_equal(knock_verify(&v, &slot, &t, &d), KNOCK_TRUNCATED);
+	assert_false(d.authenticated);
+
+	/* even with the whole knock in the slot, a short capture refuses it */
+	slot = packet_from(knock, KNOCK_LEN, &src);
+	slot.captured = KNOCK_LEN - 1;
+	assert_int_equal(knock_verify(&v, &slot, &t, &d), KNOCK_TRUNCATED);
+	assert_int_equal(v.counters[KNOCK_TRUNCATED], 2);
+	/* and the knock itself, whole, still opens: nothing consumed it */
+	assert_int_equal(verify(&v, knock, KNOCK_LEN, NOW), KNOCK_OK);
+	knock_verifier_free(&v);
+}
+
+/* Sources no host knocks from are refused by the parser, whatever the
+ * packet carries; an IPv6 packet's source is IPv6 even if it looks like
+ * IPv4 (::ffff:a.b.c.d). */
+static void odd_sources_refused(void **state)
+{
+	static const char *const bad6[] = { "::ffff:192.0.2.7", "::", "::1",
+		"ff02::1", "::192.0.2.7" };
+	struct nfqueue_stats st = { 0 };
+	struct udp_datagram dg;
+	struct knock_packet k;
+	uint8_t ip[512], knock[KNOCK_LEN] = { 1 };
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad6) / sizeof(bad6[0]); i++) {
+		n = make_ipv6_udp(ip, bad6[i], 0, knock, KNOCK_LEN);
+		assert_int_equal(ip_udp_parse(&dg, ip, n, 0), IP_UDP_BAD_SOURCE);
+		assert_false(nfqueue_fill_packet(&k, ip, n, 0, &st));
+	}
+	assert_int_equal(st.bad_source, 5);
+	n = make_ipv6_udp(ip, "2001:db8::7", 0, knock, KNOCK_LEN);
+	assert_int_equal(ip_udp_parse(&dg, ip, n, 0), IP_UDP_OK);
+	assert_true(dg.src.v6);
+	n = make_ipv6_udp(ip, "fe80::1", 0, knock, KNOCK_LEN);
+	assert_int_equal(ip_udp_parse(&dg, ip, n, 0), IP_UDP_OK);
+
+	/* IPv4: 127/8, 0/8, multicast, 240/4 and broadcast */
+	static const uint8_t bad4[][4] = { { 127, 0, 0, 1 }, { 0, 1, 2, 3 },
+		{ 224, 0, 0, 1 }, { 240, 1, 1, 1 }, { 255, 255, 255, 255 } };
+	for (size_t i = 0; i < sizeof(bad4) / sizeof(bad4[0]); i++) {
+		memset(ip, 0, 28 + KNOCK_LEN);
+		ip[0] = 0x45;
+		ip[2] = (uint8_t)((28 + KNOCK_LEN) >> 8);
+		ip[3] = (uint8_t)(28 + KNOCK_LEN);
+		ip[9] = 17;
+		memcpy(ip + 12, bad4[i], 4);
+		ip[24] = (uint8_t)((8 + KNOCK_LEN) >> 8);
+		ip[25] = (uint8_t)(8 + KNOCK_LEN);
+		assert_int_equal(ip_udp_parse(&dg, ip, 28 + KNOCK_LEN, 0),
+				 IP_UDP_BAD_SOURCE);
+		ip[12] = 192;
+		assert_int_equal(ip_udp_parse(&dg, ip, 28 + KNOCK_LEN, 0), IP_UDP_OK);
+		assert_false(dg.src.v6);
+	}
 }
 
 static void payload_round_trip(void **state)
@@ -404,13 +790,22 @@ int main(void)
 		cmocka_unit_test(flips_behind_a_valid_mac1),
 		cmocka_unit_test(made_for_another_server),
 		cmocka_unit_test(wrong_psk),
+		cmocka_unit_test(mac1_known_answer),
 		cmocka_unit_test(unknown_and_expired_keys),
 		cmocka_unit_test(clock_window),
 		cmocka_unit_test(replays),
+		cmocka_unit_test(client_clock_stepped_back),
+		cmocka_unit_test(replay_entries_bound),
+		cmocka_unit_test(server_clock_steps),
+		cmocka_unit_test(rate_limit_ignores_wall_clock),
 		cmocka_unit_test(reload_keeps_replay_state),
+		cmocka_unit_test(reload_new_secrets),
 		cmocka_unit_test(target_override),
 		cmocka_unit_test(nonzero_flags_refused),
 		cmocka_unit_test(rate_limited_per_source),
+		cmocka_unit_test(rate_limit_table_bound),
+		cmocka_unit_test(cut_datagram_is_never_verified),
+		cmocka_unit_test(odd_sources_refused),
 		cmocka_unit_test(payload_round_trip),
 	};
 

@@ -28,7 +28,7 @@ gen_keys server other alice
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
-knock { port = $KPORT  open_seconds = 120 }
+knock { port = $KPORT  open_seconds = 120  state_file = "knock.state" }
 tunnel {
 	listen = {"$SERVER4:$TPORT"}
 	egress = {22, $EPORT, $GPORT, 9}

@@ -26,7 +26,7 @@ gen_keys server other alice carol
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
-knock { port = $KPORT  open_seconds = 120 }
+knock { port = $KPORT  open_seconds = 120  state_file = "knock.state" }
 tunnel {
 	listen = {"$SERVER4:$TPORT", "[$SERVER6]:$TPORT"}
 	egress = {22, $EPORT, 9}

@@ -11,6 +11,7 @@
 #include "ip_udp.h"
 #include "knock.h"
 #include "knock_verify.h"
+#include "nfqueue.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -41,34 +42,47 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	cfg.knock.window = 30;
 	cfg.knock.open_seconds = 30;
 	cfg.knock.max_open_seconds = 300;
-	knock_verifier_init(&verifier, &server, psk, &cfg, 0);
-	verifier.rl.per_second = 1000000;
-	verifier.rl.burst = 1000000;
+	cfg.knock.rate = 1000;
+	cfg.knock.burst = 1000;
+	cfg.knock.rate_sources = 64;
+	cfg.knock.replay_entries = 8;
+	knock_verifier_init(&verifier, &server, psk, &cfg,
+			    &(struct knock_clock){ .wall_ms = 0, .boot_ms = 0 });
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct udp_datagram d;
+	struct knock_clock now = { .wall_ms = 1000, .boot_ms = 1000 };
+	struct nfqueue_stats st = { 0 };
 	struct knock_decision dec;
-	uint8_t pkt[KNOCK_LEN];
+	struct knock_packet k;
 	char text[46];
 
 	if (size < 1)
 		return 0;
-	if (ip_udp_parse(&d, data + 1, size - 1, size - 1)) {
-		if (d.captured > d.payload_len || d.payload + d.captured > data + size)
+	/* The first byte: bit 0 forges a valid mac1 (so the expensive path
+	 * is explored), bits 1-7 cut the capture short as the queue would. */
+	size_t cut = size - 1 > (size_t)(data[0] >> 1) * 4 ? size - 1 - (size_t)(data[0] >> 1) * 4 : 0;
+	if (nfqueue_fill_packet(&k, data + 1, cut, size - 1, &st)) {
+		if (k.captured > k.len)
 			__builtin_trap();
-		addr_to_text(text, d.src);
-	}
-	if (data[0] & 1 && size - 1 >= KNOCK_LEN) {
-		/* forge a valid mac1 so the expensive path is explored */
-		memcpy(pkt, data + 1, KNOCK_LEN);
-		blake2s_128_keyed(pkt + KNOCK_MAC_OFFSET, verifier.mac1.key, pkt,
-				  KNOCK_MAC_OFFSET);
-		knock_verify(&verifier, pkt, KNOCK_LEN, d.src, 1000, &dec);
+		ip_addr_to_text(text, &k.src);
+		if (!ip_addr_is_host(&k.src))
+			__builtin_trap();
+	} else if (size - 1 >= KNOCK_LEN) {
+		memset(&k, 0, sizeof(k));
+		memcpy(k.data, data + 1, KNOCK_LEN);
+		k.len = k.captured = KNOCK_LEN;
+		k.src.b[15] = 1;
 	} else {
-		knock_verify(&verifier, data + 1, size - 1, d.src, 1000, &dec);
+		return 0;
 	}
+	if (data[0] & 1 && k.len == KNOCK_LEN)
+		blake2s_128_keyed(k.data + KNOCK_MAC_OFFSET, verifier.mac1.key,
+				  k.data, KNOCK_MAC_OFFSET);
+	if (knock_verify(&verifier, &k, &now, &dec) == KNOCK_OK &&
+	    (k.captured < k.len || dec.open_seconds > cfg.knock.max_open_seconds))
+		__builtin_trap();
 	return 0;
 }

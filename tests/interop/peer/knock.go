@@ -22,9 +22,10 @@ const (
 )
 
 // mac1 = keyed BLAKE2s-128 (RFC 7693 keyed mode, not HMAC) with key
-// BLAKE2s-256("postern/mac1" ‖ server public key), over bytes 0..128.
-func knockMac1(serverPub, packet []byte) []byte {
-	key := blake2s.Sum256(append([]byte("postern/mac1"), serverPub...))
+// BLAKE2s-256("postern/mac1" ‖ server public key ‖ PSK), over bytes 0..128.
+func knockMac1(serverPub, psk, packet []byte) []byte {
+	in := append([]byte("postern/mac1"), serverPub...)
+	key := blake2s.Sum256(append(in, psk...))
 	h, err := blake2s.New128(key[:])
 	if err != nil {
 		fail("blake2s: %v", err)
@@ -67,7 +68,7 @@ func buildKnock(static noise.DHKey, serverPub, psk []byte, tsMs uint64,
 	if len(pkt) != 129 {
 		return nil, fmt.Errorf("noise message is %d bytes, want 128", len(pkt)-1)
 	}
-	return append(pkt, knockMac1(serverPub, pkt)...), nil
+	return append(pkt, knockMac1(serverPub, psk, pkt)...), nil
 }
 
 func knockMain(args []string) {
@@ -109,7 +110,7 @@ func knockMain(args []string) {
 		if err != nil {
 			fail("knock: %v", err)
 		}
-		if !bytes.Equal(pkt[129:], knockMac1(spub, pkt[:129])) || len(pkt) != knockLen {
+		if !bytes.Equal(pkt[129:], knockMac1(spub, psk, pkt[:129])) || len(pkt) != knockLen {
 			fail("internal: bad knock")
 		}
 		if *write != "" {

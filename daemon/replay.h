@@ -1,0 +1,84 @@
+/*
+ * Exact replay detection for knocks, per client key. Sans-I/O.
+ *
+ * A knock is known by its ephemeral public key: the Noise handshake hash
+ * covers it, so no one can change it without the knock failing to
+ * authenticate, and the client draws a fresh one for every knock. Each key
+ * remembers the knocks it accepted for two clock windows of real time (the
+ * boot clock, which no one sets): a knock's timestamp is at most one window
+ * from the server's clock when it is accepted, so two windows later a
+ * replay of it is refused as skewed. A key remembers at most `cap` knocks;
+ * one pushed out by a newer knock raises the key's floor to its timestamp,
+ * and a knock at or below the floor is refused.
+ *
+ * So a replay is refused however often it is sent, and an honest knock
+ * inside the window is refused only when its key knocked more than `cap`
+ * times in two windows and it is older than the oldest of them. A laptop
+ * whose clock stepped back inside the window is not locked out, nor is
+ * anyone when the server's clock is stepped. What this gives up: a knock
+ * replayed more than two windows after it was accepted, to a server whose
+ * clock has meanwhile been set back by more than a window, is taken as new.
+ */
+#ifndef POSTERN_REPLAY_H
+#define POSTERN_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "crypto.h"
+
+#define REPLAY_ID_LEN 16	/* of the ephemeral key: collisions need 2^64 */
+
+struct replay_seen {
+	uint64_t ts_ms;			/* the knock's timestamp */
+	uint64_t until_ms;		/* boot clock: forgotten after this */
+	uint8_t id[REPLAY_ID_LEN];
+};
+
+struct replay_key {
+	uint8_t pub[KEY_LEN];
+	uint64_t floor_ms;	/* knocks at or below are refused */
+	struct replay_seen *seen;	/* cap entries, from the first knock */
+	size_t n_seen;
+};
+
+struct replay_table {
+	struct replay_key *keys;	/* one per client, in config order */
+	size_t n_keys;
+	size_t cap;			/* knocks remembered per key */
+	bool dirty;			/* changed since replay_clean() */
+};
+
+/* One key per client of cfg, with no history. */
+bool replay_init(struct replay_table *t, const struct server_config *cfg,
+		 size_t cap);
+/* The same for a new client list, keeping the history of every key that
+ * is still there; cap may change. False when out of memory (t is then as
+ * it was). */
+bool replay_rekey(struct replay_table *t, const struct server_config *cfg,
+		  size_t cap);
+void replay_free(struct replay_table *t);
+
+/*
+ * Key i's knock with timestamp ts and ephemeral id, at boot-clock time now
+ * with a window of window_ms: false if it is a replay (or at or below the
+ * floor); else true, and it is remembered until now + 2 × window_ms.
+ */
+bool replay_accept(struct replay_table *t, size_t i, uint64_t ts,
+		   const uint8_t id[REPLAY_ID_LEN], uint64_t now,
+		   uint64_t window_ms);
+
+/* The latest timestamp key i has accepted, or its floor; 0 if none. */
+uint64_t replay_last(const struct replay_table *t, size_t i);
+
+/* Put one loaded record in place: key pub's floor and seen knocks (their
+ * until_ms on this boot's clock: a restart remembers them two windows
+ * more). Keys the table does not have are ignored; knocks beyond cap go to
+ * the floor. False on a bad record (a knock at or below the floor). */
+bool replay_restore(struct replay_table *t, const uint8_t pub[KEY_LEN],
+		    uint64_t floor_ms, const struct replay_seen *seen,
+		    size_t n_seen);
+
+#endif

@@ -1,0 +1,319 @@
+/* posternd's replay state file: see replay_file.h. */
+#include "replay_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keys.h"
+
+#define MAGIC "postern-knock-state 1"
+#define MAX_LINE (1 << 16)
+#define MAX_FILE (64 << 20)
+
+struct replay_file {
+	char *path;
+	const char *name;	/* in path, after the directory */
+	char *tmp_name;
+	int dirfd;
+	int synced_fd;		/* the last save, until replay_file_sync */
+};
+
+struct replay_file *replay_file_open(const char *path, char *err, size_t err_len)
+{
+	struct replay_file *f = calloc(1, sizeof(*f));
+	char *slash, *dir;
+
+	if (!f || !(f->path = strdup(path)) || !(dir = strdup(path))) {
+		snprintf(err, err_len, "out of memory");
+		replay_file_close(f);
+		return NULL;
+	}
+	f->dirfd = f->synced_fd = -1;
+	slash = strrchr(dir, '/');
+	f->name = strrchr(f->path, '/') ? strrchr(f->path, '/') + 1 : f->path;
+	if (slash)
+		slash[slash == dir] = '\0';	/* "/x" keeps "/" */
+	if (asprintf(&f->tmp_name, ".%s.new", f->name) < 0)
+		f->tmp_name = NULL;
+	f->dirfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (f->dirfd < 0 || !f->tmp_name || !*f->name) {
+		snprintf(err, err_len, "state file %s: %s", path,
+			 !*f->name ? "not a file name" :
+			 f->dirfd < 0 ? strerror(errno) : "out of memory");
+		free(dir);
+		replay_file_close(f);
+		return NULL;
+	}
+	free(dir);
+	return f;
+}
+
+void replay_file_close(struct replay_file *f)
+{
+	if (!f)
+		return;
+	replay_file_sync(f);
+	if (f->dirfd >= 0)
+		close(f->dirfd);
+	free(f->path);
+	free(f->tmp_name);
+	free(f);
+}
+
+const char *replay_file_path(const struct replay_file *f)
+{
+	return f->path;
+}
+
+bool replay_write(const struct replay_table *t, FILE *out)
+{
+	char key[KEY_B64_LEN + 1];
+	size_t lines = 0;
+
+	fprintf(out, "%s\n", MAGIC);
+	for (size_t i = 0; i < t->n_keys; i++) {
+		const struct replay_key *k = &t->keys[i];
+
+		if (k->floor_ms == 0 && k->n_seen == 0)
+			continue;
+		key_to_base64(key, k->pub);
+		fprintf(out, "%s %" PRIu64, key, k->floor_ms);
+		for (size_t j = 0; j < k->n_seen; j++) {
+			fprintf(out, " %" PRIu64 ":", k->seen[j].ts_ms);
+			for (size_t b = 0; b < REPLAY_ID_LEN; b++)
+				fprintf(out, "%02x", k->seen[j].id[b]);
+		}
+		fputc('\n', out);
+		lines++;
+	}
+	fprintf(out, "end %zu\n", lines);
+	return !ferror(out);
+}
+
+/* A decimal u64 ending at a delimiter in delims; *p moves past it. */
+static bool parse_u64(char **p, uint64_t *v, const char *delims)
+{
+	char *end;
+
+	if (**p < '0' || **p > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(*p, &end, 10);
+	if (errno || !strchr(delims, *end))
+		return false;
+	*p = end;
+	return true;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static bool parse_seen(char **p, struct replay_seen *s, uint64_t until_ms)
+{
+	s->until_ms = until_ms;
+	if (!parse_u64(p, &s->ts_ms, ":") || s->ts_ms == 0)
+		return false;
+	(*p)++;
+	for (size_t b = 0; b < REPLAY_ID_LEN; b++) {
+		int hi = hex_digit((*p)[0]), lo = hi < 0 ? -1 : hex_digit((*p)[1]);
+
+		if (lo < 0)
+			return false;
+		s->id[b] = (uint8_t)(hi << 4 | lo);
+		*p += 2;
+	}
+	return **p == ' ' || **p == '\0';
+}
+
+/* One "KEY FLOOR [TS:ID]..." line, without its newline. */
+static bool parse_key_line(struct replay_table *t, char *line,
+			   struct replay_seen *seen, size_t max_seen,
+			   uint64_t until_ms)
+{
+	uint8_t pub[KEY_LEN];
+	uint64_t floor_ms;
+	size_t n = 0;
+	char *p = line + KEY_B64_LEN;
+
+	if (strlen(line) < KEY_B64_LEN + 2 || *p != ' ')
+		return false;
+	*p++ = '\0';
+	if (!key_from_base64(pub, line) || !parse_u64(&p, &floor_ms, " "))
+		return false;
+	while (*p == ' ') {
+		p++;
+		if (n == max_seen || !parse_seen(&p, &seen[n++], until_ms))
+			return false;
+	}
+	return *p == '\0' && replay_restore(t, pub, floor_ms, seen, n);
+}
+
+bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
+		  char *err, size_t err_len)
+{
+	/* A line holds at most MAX_LINE bytes: that bounds its knocks. */
+	size_t max_seen = MAX_LINE / (REPLAY_ID_LEN * 2 + 3), cap = 0, keys = 0;
+	struct replay_seen *seen = calloc(max_seen, sizeof(*seen));
+	char *line = NULL;
+	unsigned int lineno = 0;
+	bool ended = false, ok = seen != NULL;
+	ssize_t n;
+
+	while (ok && (n = getline(&line, &cap, in)) >= 0) {
+		size_t end_n;
+		char extra;
+
+		lineno++;
+		if (ended || n == 0 || line[n - 1] != '\n' || n > MAX_LINE) {
+			ok = false;
+			break;
+		}
+		line[n - 1] = '\0';
+		if (lineno == 1) {
+			ok = strcmp(line, MAGIC) == 0;
+		} else if (sscanf(line, "end %zu%c", &end_n, &extra) == 1) {
+			ended = true;
+			ok = end_n == keys;
+		} else {
+			ok = parse_key_line(t, line, seen, max_seen, until_ms);
+			keys++;
+		}
+	}
+	if (ok && !ended) {
+		ok = false;
+		lineno++;
+	}
+	if (!ok)
+		snprintf(err, err_len, "%u: %s", lineno,
+			 !seen ? "out of memory" : lineno == 1 ?
+			 "not a postern knock state file" :
+			 ended ? "text after the end line" : "malformed, or the file is cut short");
+	free(seen);
+	free(line);
+	return ok;
+}
+
+static void clear_history(struct replay_table *t)
+{
+	for (size_t i = 0; i < t->n_keys; i++) {
+		t->keys[i].floor_ms = 0;
+		t->keys[i].n_seen = 0;
+	}
+	t->dirty = false;
+}
+
+/* The file, opened for reading, or NULL with errno set. */
+static FILE *open_state(struct replay_file *f)
+{
+	int fd = openat(f->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st = { 0 };
+	FILE *in;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || st.st_size > MAX_FILE || !(in = fdopen(fd, "r"))) {
+		int e = st.st_size > MAX_FILE ? EFBIG : errno;
+
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	return in;
+}
+
+enum replay_load replay_file_load(struct replay_file *f, struct replay_table *t,
+				  uint64_t until_ms, char *err, size_t err_len)
+{
+	FILE *in = open_state(f);
+	char why[256];
+	bool ok;
+
+	if (!in && errno == ENOENT) {
+		snprintf(err, err_len, "%s: no such file", f->path);
+		return REPLAY_MISSING;
+	}
+	if (!in) {
+		snprintf(err, err_len, "%s: %s", f->path, strerror(errno));
+		clear_history(t);
+		return REPLAY_CORRUPT;
+	}
+	ok = replay_parse(t, in, until_ms, why, sizeof(why));
+	fclose(in);
+	if (!ok) {
+		snprintf(err, err_len, "%s:%s", f->path, why);
+		clear_history(t);
+		return REPLAY_CORRUPT;
+	}
+	t->dirty = false;
+	return REPLAY_LOADED;
+}
+
+static bool write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+bool replay_file_save(struct replay_file *f, struct replay_table *t,
+		      char *err, size_t err_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	bool ok = mem && replay_write(t, mem);
+	int fd = -1, e = ENOMEM;
+
+	if (mem)
+		ok = fclose(mem) == 0 && ok;
+	replay_file_sync(f);
+	if (ok) {
+		fd = openat(f->dirfd, f->tmp_name,
+			    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		ok = fd >= 0 && write_all(fd, buf, len) &&
+		     renameat(f->dirfd, f->tmp_name, f->dirfd, f->name) == 0;
+		e = errno;
+	}
+	free(buf);
+	if (!ok) {
+		if (fd >= 0)
+			close(fd);
+		unlinkat(f->dirfd, f->tmp_name, 0);
+		/* Stale state must not pass for whole after a restart. */
+		unlinkat(f->dirfd, f->name, 0);
+		snprintf(err, err_len, "cannot write %s: %s", f->path, strerror(e));
+		return false;
+	}
+	f->synced_fd = fd;
+	t->dirty = false;
+	return true;
+}
+
+void replay_file_sync(struct replay_file *f)
+{
+	if (f->synced_fd < 0)
+		return;
+	fdatasync(f->synced_fd);
+	close(f->synced_fd);
+	f->synced_fd = -1;
+	fsync(f->dirfd);
+}

@@ -1,0 +1,57 @@
+/*
+ * posternd's replay state on disk (knock.state_file), so that a restart
+ * forgets no accepted knock. One small text file, replaced atomically:
+ * written beside itself, renamed over, then synced.
+ *
+ *   postern-knock-state 1
+ *   KEY FLOOR_MS [TS_MS:ID]...        one line per client key with history
+ *   end N                             N: the number of key lines
+ *
+ * KEY is the client's public key in base64, ID the first 16 bytes of a
+ * knock's ephemeral key in hex. Only posternd writes it; anything else in
+ * it makes the whole file count as corrupt.
+ */
+#ifndef POSTERN_REPLAY_FILE_H
+#define POSTERN_REPLAY_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "replay.h"
+
+enum replay_load {
+	REPLAY_LOADED,
+	REPLAY_MISSING,		/* no file yet */
+	REPLAY_CORRUPT,		/* unreadable or malformed: err says where */
+};
+
+struct replay_file;
+
+/* Open the directory of path (before dropping privileges is fine: the
+ * directory is held open). NULL with err set when it cannot be opened. */
+struct replay_file *replay_file_open(const char *path, char *err, size_t err_len);
+void replay_file_close(struct replay_file *f);
+const char *replay_file_path(const struct replay_file *f);
+
+/* Load into t (whose keys are the configured clients); the knocks read
+ * are remembered until until_ms (boot clock). On REPLAY_CORRUPT t holds no
+ * history at all, never part of the file. */
+enum replay_load replay_file_load(struct replay_file *f, struct replay_table *t,
+				  uint64_t until_ms, char *err, size_t err_len);
+
+/* Write t and rename it into place: from then on a restart sees it. Marks
+ * t clean. On failure the old file is removed, so that a restart falls
+ * back to the start floor instead of trusting stale state. */
+bool replay_file_save(struct replay_file *f, struct replay_table *t,
+		      char *err, size_t err_len);
+/* Make the last save durable (fdatasync of the file and the directory).
+ * Separate, so that posternd can open the gate between the two. */
+void replay_file_sync(struct replay_file *f);
+
+/* The text form, on any stdio stream (tests use memory). */
+bool replay_write(const struct replay_table *t, FILE *out);
+bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
+		  char *err, size_t err_len);
+
+#endif
