@@ -29,6 +29,7 @@ struct gate {
 	const struct server_entry *s;
 	struct sockaddr_storage knock_sa, tunnel_sa;
 	socklen_t knock_len, tunnel_len;
+	const uint8_t *target;		/* --target, or NULL: our address */
 	int fd;				/* connect in progress, or −1 */
 	uint64_t started_us, attempt_deadline_us;
 	unsigned int attempt_ms;
@@ -102,7 +103,9 @@ static void reknock(const struct client_ctx *ctx, struct gate *g)
 	char err[512];
 
 	g->reknocked = true;
-	if (!knock_send(ctx, g->s, &g->knock_sa, g->knock_len, NULL, err, sizeof(err)))
+	/* the same knock again, for the same target */
+	if (!knock_send(ctx, g->s, &g->knock_sa, g->knock_len, g->target, err,
+			sizeof(err)))
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 }
 
@@ -211,10 +214,11 @@ int knock_main(const struct cli_options *opt, int argc, char *argv[])
 			continue;
 		}
 		g->started_us = now_us();
+		g->target = has_target ? target : NULL;
 		if (!resolve_server(g->s, g->s->knock_port, &g->knock_sa, &g->knock_len,
 				    g->err, sizeof(g->err)) ||
-		    !knock_send(&ctx, g->s, &g->knock_sa, g->knock_len,
-				has_target ? target : NULL, g->err, sizeof(g->err))) {
+		    !knock_send(&ctx, g->s, &g->knock_sa, g->knock_len, g->target,
+				g->err, sizeof(g->err))) {
 			g->done = g->failed = true;
 			continue;
 		}

@@ -35,6 +35,7 @@ const struct log_event_type log_event_types[] = {
 	{ "daemon_start",	"3aaa48ae9aa44a508936343a0e529ce2" },
 	{ "daemon_stop",	"b9f289a07ed0411e9ea98a9495863c95" },
 	{ "daemon_reload",	"a88e3086eb7c448d80186f92215fd575" },
+	{ "state_error",	"7acc15e9c8704f84b6b2d26b1aa091bc" },
 	{ NULL, NULL },
 };
 

@@ -415,6 +415,14 @@ check "after SIGHUP with allow_target = true, the target is opened" bash -c '
 	in_client "$0" -k alice.key -s "$(cat server.pub)" -p psk -b "$1" -t 203.0.113.5 $2 $3 &&
 	wait_for 3 set_has allow4 203.0.113.5 8443' "$CRAFT" "$SRC" $SERVER4 $KPORT
 flush_sets
+# --wait cannot see a gate opened for another address, so it knocks again
+# after a second: for the same target (finding 11), never for our own.
+check "knock --wait --target re-knocks for the target, not for us" bash -c '
+	in_client "$0" -c client.conf knock --wait --target 203.0.113.7 web1 2>/dev/null
+	[ $? -eq 1 ] && set_has allow4 203.0.113.7 8443 && ! set_has allow4 $CLIENT4 8443 &&
+	[ "$(set_count allow4)" -eq 2 ]' "$POSTERN"
+check "  ...it did knock twice" bash -c '[ "$(grep -c "opened 203.0.113.7 port" "$0")" -ge 2 ]' "$TMP/posternd.log"
+flush_sets
 
 write_server_conf 'nft_set6 = "nosuch6"'
 check "posternd -t fails naming a missing set and the command to create it" bash -c '

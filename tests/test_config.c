@@ -115,6 +115,11 @@ static void server_full(void **state)
 		"  nft_set4 = \"in4\"\n"
 		"  nft_set6 = \"in_6\"\n"
 		"  allow_target = true\n"
+		"  state_file = \"/var/lib/gate/knocks\"\n"
+		"  rate = 5\n"
+		"  burst = 20\n"
+		"  rate_sources = 100000\n"
+		"  replay_entries = 200\n"
 		"}\n"
 		"tunnel {\n"
 		"  listen = {\"127.0.0.1:9443\", \"[::1]:9443\", \"192.0.2.1:443\"}\n"
@@ -150,6 +155,11 @@ static void server_full(void **state)
 	assert_string_equal(c.knock.nft_set4, "in4");
 	assert_string_equal(c.knock.nft_set6, "in_6");
 	assert_true(c.knock.allow_target);
+	assert_string_equal(c.knock.state_file, "/var/lib/gate/knocks");
+	assert_int_equal(c.knock.rate, 5);
+	assert_int_equal(c.knock.burst, 20);
+	assert_int_equal(c.knock.rate_sources, 100000);
+	assert_int_equal(c.knock.replay_entries, 200);
 
 	assert_int_equal(c.tunnel.n_listen, 3);
 	assert_string_equal(c.tunnel.listen[0], "127.0.0.1:9443");
@@ -170,7 +180,7 @@ static void server_full(void **state)
 	assert_int_equal(alice->expires_at, 1814400000);
 	assert_false(client_expired(alice, 1814400000 - 1));
 	assert_true(client_expired(alice, 1814400000));
-	assert_int_equal(alice->line, 19);
+	assert_int_equal(alice->line, 24);
 
 	bob = &c.clients[1];
 	assert_string_equal(bob->name, "bob@laptop");
@@ -179,7 +189,7 @@ static void server_full(void **state)
 	assert_int_equal(bob->open[0], 8443);
 	assert_int_equal(bob->expires_at, 0);
 	assert_false(client_expired(bob, INT64_MAX));
-	assert_int_equal(bob->line, 24);
+	assert_int_equal(bob->line, 29);
 
 	assert_ptr_equal(server_config_find_client(&c, k1), alice);
 	assert_ptr_equal(server_config_find_client(&c, k2), bob);
@@ -214,6 +224,11 @@ static void server_defaults(void **state)
 	assert_string_equal(c.knock.nft_set4, "allow4");
 	assert_string_equal(c.knock.nft_set6, "allow6");
 	assert_false(c.knock.allow_target);
+	assert_null(c.knock.state_file);	/* posternd picks one */
+	assert_int_equal(c.knock.rate, 2);
+	assert_int_equal(c.knock.burst, 10);
+	assert_int_equal(c.knock.rate_sources, 4096);
+	assert_int_equal(c.knock.replay_entries, 64);
 	assert_int_equal(c.tunnel.n_listen, 2);
 	assert_string_equal(c.tunnel.listen[0], "0.0.0.0:8443");
 	assert_string_equal(c.tunnel.listen[1], "[::]:8443");
@@ -237,6 +252,12 @@ static void relative_paths(void **state)
 	snprintf(want, sizeof(want), "%s/keys/server.key", dir);
 	assert_string_equal(c.private_key_file, want);
 	assert_string_equal(c.psk.value, "/run/postern/psk");
+	server_config_free(&c);
+	conf("knock { state_file = \"state/knock.state\" }\n");
+	if (!server_config_load(&c, conf_path, err, sizeof(err)))
+		fail_msg("%s", err);
+	snprintf(want, sizeof(want), "%s/state/knock.state", dir);
+	assert_string_equal(c.knock.state_file, want);
 	server_config_free(&c);
 
 	/* A relative config path: still stored absolute. */
@@ -331,6 +352,26 @@ static void too_many_egress_ports(void)
 	server_fails(text, 2, "tunnel: egress: at most 481 ports");
 }
 
+/* A knock opens all of a client's ports in one nf_tables batch, which
+ * holds 256 elements: 257 ports are an error, not a silent cut. */
+static void too_many_open_ports(void)
+{
+	char text[4096], *p = text;
+	struct server_config c;
+	char err[512];
+
+	p += sprintf(p, "client \"a\" {\n  public_key = " K1 "\n  open = {");
+	for (int port = 1; port <= 256; port++)
+		p += sprintf(p, "%s%d", port > 1 ? "," : "", port);
+	sprintf(p, "}\n}\n");
+	assert_true(server_config_load(&c, conf(text), err, sizeof(err)));
+	assert_int_equal(c.clients[0].n_open, 256);
+	server_config_free(&c);
+	sprintf(p, ",257}\n}\n");
+	server_fails(text, 3, "client \"a\": open: at most 256 ports (one knock "
+		     "opens them in one nf_tables batch)");
+}
+
 static void range_errors(void **state)
 {
 	(void)state;
@@ -354,7 +395,18 @@ static void range_errors(void **state)
 		     "tunnel: egress: must be between 1 and 65535");
 	server_fails("client \"a\" {\n  public_key = " K1 "\n  open = {0}\n}\n",
 		     3, "client \"a\": open: must be between 1 and 65535");
+	server_fails("knock {\n  rate = 0\n}\n", 2,
+		     "knock: rate: must be between 1 and 1000");
+	server_fails("knock {\n  burst = 1001\n}\n", 2,
+		     "knock: burst: must be between 1 and 1000");
+	server_fails("knock {\n  rate_sources = 15\n}\n", 2,
+		     "knock: rate_sources: must be between 16 and 16777216");
+	server_fails("knock {\n  replay_entries = 0\n}\n", 2,
+		     "knock: replay_entries: must be between 1 and 4096");
+	server_fails("knock {\n  state_file = \"\"\n}\n", 2,
+		     "knock: state_file: must not be empty");
 	too_many_egress_ports();
+	too_many_open_ports();
 }
 
 static void value_errors(void **state)

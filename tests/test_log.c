@@ -292,7 +292,7 @@ static void message_ids(void **state)
 	}
 	for (e = required_events; *e; e++)
 		assert_non_null(log_message_id(*e));
-	assert_int_equal(n, 10);
+	assert_int_equal(n, 11);
 	assert_null(log_message_id("no_such_event"));
 	assert_null(log_message_id("KNOCK_ACCEPTED"));
 	assert_null(log_message_id(""));
