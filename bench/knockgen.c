@@ -17,6 +17,9 @@
  *                 [-w NETNS | -l NETNS] [-T MS] [-G MS] [-o FILE]
  *       -g       garbage: random 145-byte payloads with the version byte
  *                set, so each costs the receiver its mac1 check
+ *       -j PSK_FILE -s SERVER_PUB  with -g: junk with a valid mac1, as
+ *                someone who has the PSK (a leaked one) can make: each
+ *                costs the receiver a Noise read, past its rate limit
  *       -f FILE  145-byte records (knockgen make); -F FILE: one payload per
  *                line (fwknop's saved SPA packets). Each record is sent once.
  *       Packet i comes from SRC + (i mod NSRC), UDP source port 40000.
@@ -152,7 +155,8 @@ static uint32_t src_of(const struct gen *g, size_t i)
 	return g->src_base + (uint32_t)(i % g->nsrc);
 }
 
-static bool load_garbage(struct gen *g)
+/* mac1_key: NULL for plain garbage, else forge each packet's mac1. */
+static bool load_garbage(struct gen *g, const uint8_t *mac1_key)
 {
 	uint8_t p[KNOCK_LEN];
 
@@ -163,6 +167,9 @@ static bool load_garbage(struct gen *g)
 	for (size_t i = 0; i < g->nframes; i++) {
 		random_bytes(p, sizeof(p));
 		p[0] = KNOCK_VERSION;
+		if (mac1_key)
+			blake2s_128_keyed(p + KNOCK_MAC_OFFSET, mac1_key, p,
+					  KNOCK_MAC_OFFSET);
 		build_frame(g, &g->frames[i], src_of(g, i), p, sizeof(p), (uint16_t)i);
 	}
 	return true;
@@ -557,6 +564,8 @@ static int cmd_send(int argc, char *argv[])
 {
 	struct gen g = { .fd = -1, .nsrc = 1 };
 	const char *ifname = NULL, *file = NULL, *watch_ns = NULL, *lat_ns = NULL, *out = NULL;
+	const char *junk_psk = NULL, *server_pub = NULL;
+	uint8_t mac1_key[HASH_LEN], psk[KEY_LEN], pub[KEY_LEN];
 	bool garbage = false, lines = false, have_mac = false;
 	double rate = 0, secs = 0;
 	uint64_t count = 0;
@@ -564,7 +573,7 @@ static int cmd_send(int argc, char *argv[])
 	struct in_addr a;
 	struct mnl_socket *nl = NULL;
 
-	while ((c = getopt(argc, argv, "i:m:d:p:S:N:gf:F:r:t:c:w:l:T:G:o:")) != -1) {
+	while ((c = getopt(argc, argv, "i:m:d:p:S:N:gj:s:f:F:r:t:c:w:l:T:G:o:")) != -1) {
 		switch (c) {
 		case 'i': ifname = optarg; break;
 		case 'm': have_mac = parse_mac(g.dst_mac, optarg); break;
@@ -581,6 +590,8 @@ static int cmd_send(int argc, char *argv[])
 			break;
 		case 'N': g.nsrc = (uint32_t)atoi(optarg); break;
 		case 'g': garbage = true; break;
+		case 'j': junk_psk = optarg; break;
+		case 's': server_pub = optarg; break;
 		case 'f': file = optarg; lines = false; break;
 		case 'F': file = optarg; lines = true; break;
 		case 'r': rate = atof(optarg); break;
@@ -603,7 +614,16 @@ static int cmd_send(int argc, char *argv[])
 		return fail("cannot watch nf_tables in that namespace");
 	if (!open_packet_socket(&g, ifname))
 		return fail("cannot open a packet socket on that interface");
-	if (garbage ? !load_garbage(&g) : !load_file(&g, file, lines))
+	if (junk_psk) {
+		char err[256];
+
+		if (!server_pub || !key_from_base64(pub, server_pub) ||
+		    !key_load_secret_file(psk, junk_psk, err, sizeof(err)))
+			return fail("-j needs a PSK file and -s SERVER_PUB");
+		knock_mac1_key(mac1_key, pub, psk);
+	}
+	if (garbage ? !load_garbage(&g, junk_psk ? mac1_key : NULL) :
+		      !load_file(&g, file, lines))
 		return fail("cannot load the packets");
 	if (!garbage && (!count || count > g.nframes))
 		count = g.nframes;

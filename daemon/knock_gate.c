@@ -179,7 +179,7 @@ static bool open_gate(struct posternd *d, const struct knock_decision *dec)
 	struct nft_element el[CONFIG_MAX_OPEN];
 	const struct client_entry *c = dec->client;
 	const struct ip_addr *t = &dec->target;
-	char err[ERR_LEN];
+	char err[ERR_LEN], err2[ERR_LEN];
 
 	if (!uses_family(d->cfg, t->v6)) {
 		snprintf(err, sizeof(err), "knock from %s: no %s set in nft family %s",
@@ -202,7 +202,11 @@ static bool open_gate(struct posternd *d, const struct knock_decision *dec)
 	if (nft_set_open(d->nft, t->v6 ? &d->set6 : &d->set4, el, c->n_open,
 			 dec->open_seconds * 1000u, err, sizeof(err)))
 		return true;
-	d->sets_checked = false;
+	/* A set or table that is gone is the usual cause: then say so, with
+	 * the command that makes it again. */
+	d->sets_checked = posternd_check_sets(d, d->cfg, &d->set4, &d->set6, err2);
+	if (!d->sets_checked)
+		snprintf(err, sizeof(err), "%s", err2);
 fail:
 	d->nft_errors++;
 	log_error(d, THROTTLE_NFT, "nft_error", err);
