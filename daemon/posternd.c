@@ -231,7 +231,8 @@ static bool drain_queue(struct posternd *d)
 static int run(struct posternd *d)
 {
 	struct pollfd pfd[2];
-	uint64_t next_status = 0, last_status = 0, status_packets = 0, next_watchdog = 0;
+	uint64_t next_status = 0, last_status = 0, status_packets = 0;
+	uint64_t next_watchdog = 0, next_flush = 0;
 	int sfd = make_signalfd(), status = 0;
 
 	if (sfd < 0) {
@@ -265,7 +266,10 @@ static int run(struct posternd *d)
 			break;
 		}
 		now = posternd_clock();
-		posternd_flush_logs(d, &now);
+		if (now.boot_ms >= next_flush) {	/* off the per-packet path */
+			posternd_flush_logs(d, &now);
+			next_flush = now.boot_ms + 1000;
+		}
 		if (d->qstats.packets != status_packets &&
 		    now.boot_ms >= last_status + STATUS_MIN_INTERVAL_MS)
 			next_status = now.boot_ms;
