@@ -24,7 +24,7 @@
 #include "nfqueue.h"
 #include "nft.h"
 #include "print_nft.h"
-#include "psk.h"
+#include "secrets.h"
 
 #define PROG_NAME "posternd"
 #define ERR_LEN 512
@@ -56,26 +56,6 @@ static uint64_t monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static bool load_secrets(const struct server_config *cfg,
-			 struct noise_keypair *server, uint8_t psk[KEY_LEN],
-			 char *err)
-{
-	uint8_t priv[KEY_LEN];
-	bool ok;
-
-	if (!server_config_load_key(cfg, priv, err, ERR_LEN))
-		return false;
-	ok = noise_keypair_init(server, priv);
-	wipe(priv, sizeof(priv));
-	if (!ok) {
-		snprintf(err, ERR_LEN, "%s: not a usable private key",
-			 cfg->private_key_credential ? cfg->private_key_credential :
-			 cfg->private_key_file);
-		return false;
-	}
-	return psk_load(psk, &cfg->psk, err, ERR_LEN);
 }
 
 static void set_refs(struct posternd *d)
@@ -334,8 +314,7 @@ int main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct posternd d = { .config_path = POSTERN_SERVER_CONFIG };
-	struct noise_keypair server;
-	uint8_t psk[KEY_LEN];
+	struct secrets *sec = NULL;
 	char err[ERR_LEN];
 	bool test = false, print = false;
 	int c, status = 1;
@@ -369,7 +348,7 @@ int main(int argc, char *argv[])
 		server_config_delete(d.cfg);
 		return 0;
 	}
-	if (!load_secrets(d.cfg, &server, psk, err) ||
+	if (!(sec = secrets_load_server(d.cfg, err, sizeof(err))) ||
 	    !(d.nft = nft_conn_open(err, sizeof(err))) || !check_sets(&d, err)) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		goto out;
@@ -386,12 +365,12 @@ int main(int argc, char *argv[])
 		log_msg(LOG_ERR, "%s", err);
 		goto out;
 	}
-	if (!knock_verifier_init(&d.verifier, &server, psk, d.cfg, now_ms())) {
+	if (!knock_verifier_init(&d.verifier, &sec->key, sec->psk, d.cfg, now_ms())) {
 		log_msg(LOG_ERR, "out of memory");
 		goto out;
 	}
-	wipe(&server, sizeof(server));
-	wipe(psk, sizeof(psk));
+	secrets_free(sec);
+	sec = NULL;
 	sd_watchdog_enabled(0, &d.watchdog_usec);
 	log_event(LOG_INFO, "daemon_start", (const char *const[]){ NULL },
 		  "listening on queue %u for knocks to UDP %u; %zu clients",
@@ -400,8 +379,7 @@ int main(int argc, char *argv[])
 	log_event(LOG_INFO, "daemon_stop", (const char *const[]){ NULL }, "stopping");
 	knock_verifier_free(&d.verifier);
 out:
-	wipe(&server, sizeof(server));
-	wipe(psk, sizeof(psk));
+	secrets_free(sec);
 	nfqueue_close(d.queue);
 	if (d.nft)
 		nft_conn_close(d.nft);

@@ -14,25 +14,12 @@
 
 #include "config.h"
 #include "log.h"
-#include "psk.h"
+#include "secrets.h"
 #include "tunneld.h"
 
 #define PROG_NAME "postern-tunneld"
 #define ERR_LEN 512
 #define STATUS_INTERVAL_MS 5000
-
-static bool load_secrets(struct tunneld *d, char *err)
-{
-	uint8_t priv[KEY_LEN];
-	bool ok = server_config_load_key(d->cfg, priv, err, ERR_LEN);
-
-	if (ok && !noise_keypair_init(&d->key, priv)) {
-		snprintf(err, ERR_LEN, "the server's private key is not usable");
-		ok = false;
-	}
-	wipe(priv, sizeof(priv));
-	return ok && psk_load(d->psk, &d->cfg->psk, err, ERR_LEN);
-}
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -300,7 +287,7 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	d.cfg = server_config_new(d.config_path, err, ERR_LEN);
-	if (!d.cfg || !load_secrets(&d, err)) {
+	if (!d.cfg || !(d.keys = secrets_load_server(d.cfg, err, sizeof(err)))) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		goto out;
 	}
@@ -319,8 +306,7 @@ int main(int argc, char *argv[])
 	status = run(&d);
 	uv_loop_close(d.loop);
 out:
-	wipe(&d.key, sizeof(d.key));
-	wipe(d.psk, sizeof(d.psk));
+	secrets_free(d.keys);
 	free(d.listeners);
 	server_config_delete(d.cfg);
 	return status;
