@@ -23,6 +23,7 @@
 #include "log.h"
 #include "nfqueue.h"
 #include "nft.h"
+#include "nocore.h"
 #include "print_nft.h"
 #include "secrets.h"
 
@@ -333,6 +334,7 @@ int main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	no_core_dumps();
 	log_open(PROG_NAME, LOG_INFO, LOG_TARGET_AUTO);
 	if (!crypto_init()) {
 		fprintf(stderr, "%s: libgcrypt is too old\n", PROG_NAME);

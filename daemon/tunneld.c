@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "nocore.h"
 #include "secrets.h"
 #include "tunneld.h"
 
@@ -279,6 +280,7 @@ int main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	no_core_dumps();
 	log_open(PROG_NAME, LOG_INFO, LOG_TARGET_AUTO);
 	/* A peer that vanishes mid-write must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
