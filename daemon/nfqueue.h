@@ -45,8 +45,10 @@ int nfqueue_receive(struct nfqueue *q, struct queued_knock out[NFQUEUE_BURST],
 		    struct nfqueue_stats *st, char *err, size_t err_len);
 
 /* The kernel's own counters for the queue (/proc/net/netfilter/
- * nfnetlink_queue): packets dropped because the queue or socket was full. */
-bool nfqueue_kernel_drops(uint16_t num, uint64_t *queue_dropped,
+ * nfnetlink_queue): packets dropped because the queue or socket was full.
+ * False when that file could not be opened at nfqueue_open (it is root's:
+ * a daemon started as its user from the start cannot read it). */
+bool nfqueue_kernel_drops(const struct nfqueue *q, uint64_t *queue_dropped,
 			  uint64_t *user_dropped);
 
 #endif

@@ -25,6 +25,7 @@
 #include "nft.h"
 #include "nocore.h"
 #include "print_nft.h"
+#include "privdrop.h"
 #include "secrets.h"
 
 #define PROG_NAME "posternd"
@@ -177,7 +178,7 @@ static void notify_status(struct posternd *d)
 
 	for (int r = KNOCK_OK + 1; r < KNOCK_REASONS; r++)
 		refused += c[r];
-	nfqueue_kernel_drops(d->cfg->knock.queue, &qdrop, &udrop);
+	nfqueue_kernel_drops(d->queue, &qdrop, &udrop);
 	sd_notifyf(0, "STATUS=received %llu, accepted %llu, refused %llu "
 		   "(length %llu, mac1 %llu, rate %llu, noise %llu, unknown key %llu, "
 		   "expired %llu, skew %llu, replay %llu, target %llu), nft errors %llu, "
@@ -316,6 +317,7 @@ int main(int argc, char *argv[])
 	};
 	struct posternd d = { .config_path = POSTERN_SERVER_CONFIG };
 	struct secrets *sec = NULL;
+	struct privdrop priv;
 	char err[ERR_LEN];
 	bool test = false, print = false;
 	int c, status = 1;
@@ -351,6 +353,7 @@ int main(int argc, char *argv[])
 		return 0;
 	}
 	if (!(sec = secrets_load_server(d.cfg, err, sizeof(err))) ||
+	    !privdrop_init(&priv, d.cfg->user, d.config_path, err, sizeof(err)) ||
 	    !(d.nft = nft_conn_open(err, sizeof(err))) || !check_sets(&d, err)) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		goto out;
@@ -363,7 +366,10 @@ int main(int argc, char *argv[])
 		status = 0;
 		goto out;
 	}
-	if (!(d.queue = nfqueue_open(d.cfg->knock.queue, err, sizeof(err)))) {
+	/* The last steps that need privilege; then drop it, before the
+	 * first packet is read. */
+	if (!(d.queue = nfqueue_open(d.cfg->knock.queue, err, sizeof(err))) ||
+	    !privdrop_apply(&priv, err, sizeof(err))) {
 		log_msg(LOG_ERR, "%s", err);
 		goto out;
 	}

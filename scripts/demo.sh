@@ -56,6 +56,7 @@ cp admin.key psk admin/
 cat > server/postern.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
+user = "nobody"		# posternd's, after binding its queue (production: postern-knock)
 knock { port = 62201  open_seconds = 60 }
 tunnel {
 	listen = {"$SERVER4:8443"}

@@ -73,6 +73,7 @@ check "X25519 public keys: the Go peer agrees with postern pubkey" bash -c '
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
+user = "nobody"
 knock {
 	port = $KPORT
 	queue = $QUEUE

@@ -31,6 +31,7 @@ write_server_conf() {	# extra text for the knock section
 	cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
+user = "nobody"
 knock {
 	port = $KPORT
 	queue = $QUEUE
@@ -55,6 +56,7 @@ client "bob" {
 CONF
 }
 write_server_conf ""
+nobody_reads server.conf	# SIGHUP re-reads it as nobody
 cat > client.conf <<CONF
 private_key_file = "alice.key"
 psk_file = "psk"

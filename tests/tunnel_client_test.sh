@@ -28,6 +28,7 @@ gen_keys server other alice
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
+user = "nobody"
 knock { port = $KPORT  open_seconds = 120 }
 tunnel {
 	listen = {"$SERVER4:$TPORT"}

@@ -26,6 +26,7 @@ gen_keys server other alice carol
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
+user = "nobody"
 knock { port = $KPORT  open_seconds = 120 }
 tunnel {
 	listen = {"$SERVER4:$TPORT", "[$SERVER6]:$TPORT"}
