@@ -59,6 +59,8 @@ client_conf forwards.conf server.pub psk "forward { listen = \"127.0.0.1:7101\" 
 forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }"
 
 server_firewall server.conf || exit 1
+nobody_reads server.conf
+nobody_owns server.key psk
 
 # A service that says hello, half-closes, and notes when the client's
 # FIN arrives: the server's FIN must reach postern's reader while
@@ -91,7 +93,7 @@ if [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null; then
 fi
 
 start_bg "$NS_S" "$POSTERND" -c server.conf 2> posternd.log
-start_bg "$NS_S" "$TUNNELD" -c server.conf 2> tunneld.log
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server.conf 2> tunneld.log
 TUNNELD_PID=$LAST_PID
 start_bg "$NS_S" "$ECHO" $EPORT 280
 start_bg "$NS_S" python3 greet.py $GPORT "$TMP/greet.log"
@@ -233,7 +235,7 @@ check "  ...spread over a second tunnel (pool of 2)" bash -c '
 # connection gets a new tunnel.
 kill -9 "$TUNNELD_PID"
 check "forward notices the tunnel went" wait_for 5 grep -q "web1: tunnel closed" fwd.err
-start_bg "$NS_S" "$TUNNELD" -c server.conf 2>> tunneld.log
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server.conf 2>> tunneld.log
 TUNNELD_PID=$LAST_PID
 wait_for 5 in_server bash -c "exec 3<>/dev/tcp/$SERVER4/$TPORT" 2>/dev/null
 check "forward outlives its tunnel: the next connection reconnects" bash -c '
