@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,7 +35,10 @@ int main(int argc, char *argv[])
 	strcpy(sun.sun_path, argv[1]);
 	unlink(argv[1]);
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+	/* Writable by all, as systemd's is: posternd notifies after it has
+	 * dropped to another user. */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    chmod(argv[1], 0666) < 0)
 		return perror("notify_sink"), 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while (!stop) {

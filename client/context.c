@@ -5,14 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "keys.h"
-#include "psk.h"
-
 bool client_ctx_load(struct client_ctx *ctx, const struct cli_options *opt)
 {
 	char path[PATH_MAX], err[512];
-	uint8_t priv[KEY_LEN];
-	bool ok;
 
 	memset(ctx, 0, sizeof(*ctx));
 	if (opt->config_path)
@@ -26,26 +21,20 @@ bool client_ctx_load(struct client_ctx *ctx, const struct cli_options *opt)
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		return false;
 	}
-	ok = key_load_secret_file(priv, ctx->cfg.private_key_file, err, sizeof(err));
-	if (ok && !noise_keypair_init(&ctx->key, priv)) {
-		snprintf(err, sizeof(err), "%s: not a usable private key",
-			 ctx->cfg.private_key_file);
-		ok = false;
-	}
-	wipe(priv, sizeof(priv));
-	if (ok)
-		ok = psk_load(ctx->psk, &ctx->cfg.psk, err, sizeof(err));
-	if (!ok) {
+	ctx->sec = secrets_load_cli(&ctx->cfg, err, sizeof(err));
+	if (!ctx->sec) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		client_ctx_free(ctx);
+		return false;
 	}
-	return ok;
+	return true;
 }
 
 void client_ctx_free(struct client_ctx *ctx)
 {
 	cli_config_free(&ctx->cfg);
-	wipe(ctx, sizeof(*ctx));
+	secrets_free(ctx->sec);
+	memset(ctx, 0, sizeof(*ctx));
 }
 
 const struct server_entry *client_ctx_server(const struct client_ctx *ctx,

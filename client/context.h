@@ -5,13 +5,12 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "noise.h"
+#include "secrets.h"
 #include "subcommands.h"
 
 struct client_ctx {
 	struct cli_config cfg;
-	struct noise_keypair key;
-	uint8_t psk[KEY_LEN];
+	struct secrets *sec;	/* the device's key pair and the PSK */
 };
 
 /* Load the config (-c or the default path), the private key and the PSK.

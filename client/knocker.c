@@ -60,7 +60,8 @@ bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
 
 	if (target)
 		memcpy(p.target, target, sizeof(p.target));
-	if (!knock_build(pkt, &ctx->key, s->public_key, ctx->psk, &p)) {
+	if (!knock_build(pkt, &ctx->sec->key, s->public_key, ctx->sec->psk,
+			 &p)) {
 		snprintf(err, err_len, "%s: cannot build a knock", s->name);
 		return false;
 	}

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "nocore.h"
 #include "subcommands.h"
 
 static const struct {
@@ -63,6 +64,9 @@ int main(int argc, char *argv[])
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* Every command handles a private key or the PSK: no dump may
+	 * carry one. */
+	no_core_dumps();
 	if (!crypto_init()) {
 		fprintf(stderr, "%s: libgcrypt is too old\n", PROG_NAME);
 		return EXIT_FAIL;

@@ -252,8 +252,8 @@ static void handshake_start(struct tclient *tc)
 		return;
 	}
 	tunnel_reader_init(tc->reader, TUNNEL_EXPECT_MSG2);
-	e = tunnel_client_init(&tc->hs, &tc->ctx->key, tc->server->public_key,
-			       tc->ctx->psk);
+	e = tunnel_client_init(&tc->hs, &tc->ctx->sec->key,
+			       tc->server->public_key, tc->ctx->sec->psk);
 	if (e == TUNNEL_OK)
 		e = tunnel_client_start(&tc->hs, tc->msg1, &len);
 	if (e != TUNNEL_OK) {

@@ -144,6 +144,7 @@ static cfg_opt_t client_opts[] = {
 static cfg_opt_t server_file_opts[] = {
 	CFG_STR("private_key_file", "server.key", CFGF_NONE),
 	CFG_STR("private_key_credential", NULL, CFGF_NODEFAULT),
+	CFG_STR("user", POSTERN_KNOCK_USER, CFGF_NONE),
 	PSK_OPTS,
 	CFG_SEC("knock", knock_opts, CFGF_NONE),
 	CFG_SEC("tunnel", tunnel_opts, CFGF_NONE),
@@ -1161,6 +1162,7 @@ bool server_config_load(struct server_config *c, const char *path,
 		      (c->private_key_credential =
 				strdup(get_str(cfg, "private_key_credential")))) &&
 		     load_psk(&c->psk, cfg, dir) &&
+		     (c->user = strdup(cfg_getstr(cfg, "user"))) &&
 		     fill_knock(&c->knock, cfg_getsec(cfg, "knock"), dir) &&
 		     fill_tunnel(&c->tunnel, cfg_getsec(cfg, "tunnel")) &&
 		     fill_clients(c, cfg);
@@ -1182,6 +1184,7 @@ void server_config_free(struct server_config *c)
 	free(c->private_key_file);
 	free(c->private_key_credential);
 	free(c->psk.value);
+	free(c->user);
 	free(c->knock.nft_family);
 	free(c->knock.nft_table);
 	free(c->knock.nft_set4);

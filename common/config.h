@@ -22,6 +22,7 @@
 
 #define POSTERN_SERVER_CONFIG "/etc/postern/postern.conf"
 #define POSTERN_CONFIG_NAME "postern.conf"
+#define POSTERN_KNOCK_USER "postern-knock"	/* default of user */
 
 #define DEFAULT_KNOCK_PORT 62201
 #define DEFAULT_TUNNEL_PORT 8443
@@ -73,6 +74,7 @@ struct server_config {
 	char *private_key_file;		/* absolute */
 	char *private_key_credential;	/* instead of the file, or NULL */
 	struct psk_source psk;
+	char *user;			/* posternd's, when started as root */
 	struct knock_config knock;
 	struct tunnel_config tunnel;
 	struct client_entry *clients;

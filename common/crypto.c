@@ -15,8 +15,9 @@ bool crypto_init(void)
 		return true;
 	if (!gcry_check_version(GCRYPT_MIN_VERSION))
 		return false;
-	/* Keys live in ordinary memory that postern wipes itself; libgcrypt's
-	 * secure heap would only add a fixed-size pool and its warnings. */
+	/* Long-lived keys live in postern's own secure memory (secmem.c,
+	 * docs/DECISIONS.md); libgcrypt's secure heap would add a fixed-size
+	 * pool and its warnings, but no MADV_DONTDUMP or MADV_WIPEONFORK. */
 	gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
 	gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
 	return true;

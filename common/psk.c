@@ -138,11 +138,31 @@ out:
 	return true;
 }
 
+/*
+ * A secret from the environment, taken out of it: copied into buf (when
+ * it fits: *len < size), then its bytes wiped where getenv found them,
+ * which is what /proc/PID/environ shows, and the variable unset, so that
+ * neither a reader of that file nor a child ever sees it. False when it
+ * is not set.
+ */
+static bool take_env(const char *name, char *buf, size_t size, size_t *len)
+{
+	char *v = getenv(name);
+
+	if (!v)
+		return false;
+	*len = strlen(v);
+	if (*len < size)
+		memcpy(buf, v, *len + 1);
+	wipe(v, *len);
+	unsetenv(name);
+	return true;
+}
+
 static bool load_passphrase(uint8_t psk[KEY_LEN], const char *salt,
 			    char *err, size_t err_len)
 {
 	char buf[PSK_PASSPHRASE_MAX];
-	const char *env = getenv(PSK_PASSPHRASE_ENV);
 	size_t len = 0, salt_len = strlen(salt);
 	bool ok;
 
@@ -151,14 +171,12 @@ static bool load_passphrase(uint8_t psk[KEY_LEN], const char *salt,
 			 "%d bytes long", PSK_SALT_MIN_LEN);
 		return false;
 	}
-	if (env) {
-		len = strlen(env);
+	if (take_env(PSK_PASSPHRASE_ENV, buf, sizeof(buf), &len)) {
 		if (len >= sizeof(buf)) {
 			snprintf(err, err_len, PSK_PASSPHRASE_ENV ": longer "
 				 "than %zu bytes", sizeof(buf) - 1);
 			return false;
 		}
-		memcpy(buf, env, len);
 	} else if (!tty_passphrase(buf, sizeof(buf), &len, err, err_len)) {
 		return false;
 	}
@@ -178,21 +196,23 @@ static bool load_passphrase(uint8_t psk[KEY_LEN], const char *salt,
 static bool load_env(uint8_t psk[KEY_LEN], const char *name,
 		     char *err, size_t err_len)
 {
-	const char *v = getenv(name);
+	char buf[KEY_B64_LEN + 8];
+	size_t len;
+	bool ok;
 
-	if (!v) {
+	if (!take_env(name, buf, sizeof(buf), &len)) {
 		snprintf(err, err_len, "psk_env: environment variable %s is "
 			 "not set", name);
 		return false;
 	}
+	ok = len < sizeof(buf) && key_from_text(psk, buf, len);
+	wipe(buf, sizeof(buf));
 	/* The value is a secret: say what is wrong, never what it is. */
-	if (!key_from_text(psk, v, strlen(v))) {
+	if (!ok)
 		snprintf(err, err_len, "psk_env: environment variable %s does "
 			 "not hold a key (expected 44 characters of base64, as "
 			 "written by postern genpsk)", name);
-		return false;
-	}
-	return true;
+	return ok;
 }
 
 bool psk_load(uint8_t psk[KEY_LEN], const struct psk_source *src,

@@ -26,8 +26,10 @@
 /*
  * Load the PSK from where src says. A passphrase comes from the environment
  * variable POSTERN_PASSPHRASE, else from /dev/tty with echo off, else it is an
- * error. On failure writes one line to err, wipes psk and returns false; no
- * message ever holds key material or a passphrase.
+ * error. A variable read for a secret (POSTERN_PASSPHRASE, psk_env's) is
+ * wiped and unset, right or wrong, so a second load finds it gone. On
+ * failure writes one line to err, wipes psk and returns false; no message
+ * ever holds key material or a passphrase.
  */
 bool psk_load(uint8_t psk[KEY_LEN], const struct psk_source *src,
 	      char *err, size_t err_len);

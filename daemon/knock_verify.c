@@ -4,33 +4,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secmem.h"
+
 static bool init_ratelimit(struct ratelimit *rl, const struct knock_config *k)
 {
 	return ratelimit_init(rl, k->rate, k->burst, k->rate_sources);
 }
 
-/* The mac1 check for this server and PSK, with its own hash handle. */
-static bool mac1_for(struct keyed_blake2s *mac1,
-		     const struct noise_keypair *server, const uint8_t psk[KEY_LEN])
+static void keys_free(struct knock_keys *k)
 {
+	if (k && k->mac1.hd)
+		keyed_blake2s_free(&k->mac1);
+	secmem_free(k);
+}
+
+/* The secrets of this server and PSK, with the mac1 check's own hash
+ * handle; NULL when out of memory. */
+static struct knock_keys *keys_new(const struct noise_keypair *server,
+				   const uint8_t psk[KEY_LEN])
+{
+	struct knock_keys *k = secmem_alloc(sizeof(*k));
 	uint8_t key[HASH_LEN];
 	bool ok;
 
+	if (!k)
+		return NULL;
+	k->server = *server;
+	memcpy(k->psk, psk, KEY_LEN);
 	knock_mac1_key(key, server->pub, psk);
-	ok = keyed_blake2s_init(mac1, key);
+	ok = keyed_blake2s_init(&k->mac1, key);
 	wipe(key, sizeof(key));
-	return ok;
-}
-
-static void set_secrets(struct knock_verifier *v, struct keyed_blake2s *mac1,
-			const struct noise_keypair *server,
-			const uint8_t psk[KEY_LEN])
-{
-	if (v->mac1.hd)
-		keyed_blake2s_free(&v->mac1);
-	v->mac1 = *mac1;
-	v->server = *server;
-	memcpy(v->psk, psk, KEY_LEN);
+	if (!ok) {
+		keys_free(k);
+		return NULL;
+	}
+	return k;
 }
 
 bool knock_verifier_init(struct knock_verifier *v,
@@ -39,15 +47,11 @@ bool knock_verifier_init(struct knock_verifier *v,
 			 const struct server_config *cfg,
 			 const struct knock_clock *now)
 {
-	struct keyed_blake2s mac1;
-
 	memset(v, 0, sizeof(*v));
 	v->start_boot_ms = now->boot_ms;
 	v->cfg = cfg;
-	if (!mac1_for(&mac1, server, psk))
-		return false;
-	set_secrets(v, &mac1, server, psk);
-	if (!replay_init(&v->replay, cfg, cfg->knock.replay_entries) ||
+	if (!(v->keys = keys_new(server, psk)) ||
+	    !replay_init(&v->replay, cfg, cfg->knock.replay_entries) ||
 	    !init_ratelimit(&v->rl, &cfg->knock)) {
 		knock_verifier_free(v);
 		return false;
@@ -67,18 +71,18 @@ bool knock_verifier_reload(struct knock_verifier *v,
 			   const uint8_t psk[KEY_LEN])
 {
 	bool new_limits = !same_limits(&v->cfg->knock, &cfg->knock);
-	struct keyed_blake2s mac1;
+	struct knock_keys *keys = keys_new(server, psk);
 	struct ratelimit rl;
 
-	if (!mac1_for(&mac1, server, psk))
+	if (!keys)
 		return false;
 	/* New buckets start full: a reload only ever loosens them. */
 	if (new_limits && !init_ratelimit(&rl, &cfg->knock)) {
-		keyed_blake2s_free(&mac1);
+		keys_free(keys);
 		return false;
 	}
 	if (!replay_rekey(&v->replay, cfg, cfg->knock.replay_entries)) {
-		keyed_blake2s_free(&mac1);
+		keys_free(keys);
 		if (new_limits)
 			ratelimit_free(&rl);
 		return false;
@@ -87,15 +91,15 @@ bool knock_verifier_reload(struct knock_verifier *v,
 		ratelimit_free(&v->rl);
 		v->rl = rl;
 	}
-	set_secrets(v, &mac1, server, psk);
+	keys_free(v->keys);
+	v->keys = keys;
 	v->cfg = cfg;
 	return true;
 }
 
 void knock_verifier_free(struct knock_verifier *v)
 {
-	if (v->mac1.hd)
-		keyed_blake2s_free(&v->mac1);
+	keys_free(v->keys);
 	replay_free(&v->replay);
 	ratelimit_free(&v->rl);
 	wipe(v, sizeof(*v));
@@ -157,12 +161,12 @@ static enum knock_reason decide(struct knock_verifier *v,
 	 * the rest of the buffer would verify some other packet. */
 	if (pkt->captured < pkt->len)
 		return KNOCK_TRUNCATED;
-	r = knock_check_outer(&v->mac1, pkt->data, pkt->len);
+	r = knock_check_outer(&v->keys->mac1, pkt->data, pkt->len);
 	if (r != KNOCK_OK)
 		return r;
 	if (!ratelimit_allow(&v->rl, &pkt->src, now->boot_ms))
 		return KNOCK_RATE_LIMITED;
-	r = knock_open(&v->server, v->psk, pkt->data, d->key, &p);
+	r = knock_open(&v->keys->server, v->keys->psk, pkt->data, d->key, &p);
 	if (r != KNOCK_OK)
 		return r;
 	d->authenticated = true;

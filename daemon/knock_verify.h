@@ -32,10 +32,15 @@ struct knock_clock {
 	uint64_t boot_ms;	/* CLOCK_BOOTTIME */
 };
 
-struct knock_verifier {
+/* The secrets of a verifier, in memory of their own (secmem.h). */
+struct knock_keys {
 	struct noise_keypair server;
 	uint8_t psk[KEY_LEN];
 	struct keyed_blake2s mac1;	/* keyed with the server's mac1 key */
+};
+
+struct knock_verifier {
+	struct knock_keys *keys;
 	uint64_t start_boot_ms;		/* when the daemon started */
 	bool history;			/* the last run's replay state is loaded */
 	const struct server_config *cfg;

@@ -3,15 +3,18 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_queue.h>
+#include <linux/sock_diag.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* A knock is 145 bytes behind 8 of UDP and at most 60 of IPv4 header, or
  * 40 of IPv6 header and its extension headers. 512 bytes hold any IPv4
@@ -26,9 +29,15 @@
 #define QUEUE_MAXLEN 32768
 #define RCVBUF (16 << 20)
 #define MSG_BUF (COPY_RANGE + 512)	/* one packet message with attributes */
+/* The kernel's table of bound queues, this namespace's. It is 0440 root:
+ * posternd opens it before it drops to its user and re-reads it from the
+ * start each time (a seq_file is made anew on every read from 0). */
+#define QUEUE_PROC "/proc/net/netfilter/nfnetlink_queue"
+#define QUEUE_PROC_MAX 8192	/* room for 150 bound queues */
 
 struct nfqueue {
 	struct mnl_socket *nl;
+	int proc_fd;			/* QUEUE_PROC, or -1 */
 	uint16_t num;
 	uint32_t portid;
 	uint8_t bufs[NFQUEUE_BURST][MSG_BUF];
@@ -40,26 +49,32 @@ struct queue_proc {
 	uint64_t queue_dropped, user_dropped;
 };
 
-static bool read_queue_proc(uint16_t num, struct queue_proc *qp)
+static bool read_queue_proc(const struct nfqueue *q, struct queue_proc *qp)
 {
-	FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "re");
 	unsigned long long qnum, portid, total, mode, range, qd, ud;
-	char line[256];
-	bool found = false;
+	char buf[QUEUE_PROC_MAX], *line, *next;
+	ssize_t n;
 
-	if (!f)
+	if (q->proc_fd < 0)
 		return false;
-	while (!found && fgets(line, sizeof(line), f))
+	n = pread(q->proc_fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	for (line = buf; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
 		if (sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &qnum,
 			   &portid, &total, &mode, &range, &qd, &ud) == 7 &&
-		    qnum == num) {
+		    qnum == q->num) {
 			qp->portid = (uint32_t)portid;
 			qp->queue_dropped = qd;
 			qp->user_dropped = ud;
-			found = true;
+			return true;
 		}
-	fclose(f);
-	return found;
+	}
+	return false;
 }
 
 static bool send_config(struct nfqueue *q, struct nlmsghdr *nlh, char *err,
@@ -80,7 +95,7 @@ static bool send_config(struct nfqueue *q, struct nlmsghdr *nlh, char *err,
 
 		/* The kernel says EPERM both when we lack CAP_NET_ADMIN and
 		 * when another socket owns the queue: tell them apart. */
-		if (errno == EPERM && read_queue_proc(q->num, &qp) &&
+		if (errno == EPERM && read_queue_proc(q, &qp) &&
 		    qp.portid != q->portid)
 			snprintf(err, err_len, "queue %u is already bound by another "
 				 "process (netlink port %u); stop it "
@@ -130,6 +145,7 @@ struct nfqueue *nfqueue_open(uint16_t num, char *err, size_t err_len)
 		return NULL;
 	}
 	q->num = num;
+	q->proc_fd = open(QUEUE_PROC, O_RDONLY | O_CLOEXEC);
 	q->nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (!q->nl || mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		snprintf(err, err_len, "netfilter netlink socket: %s", strerror(errno));
@@ -159,6 +175,8 @@ void nfqueue_close(struct nfqueue *q)
 		return;
 	if (q->nl)
 		mnl_socket_close(q->nl);	/* the kernel unbinds the queue */
+	if (q->proc_fd >= 0)
+		close(q->proc_fd);
 	free(q);
 }
 
@@ -285,14 +303,24 @@ int nfqueue_receive(struct nfqueue *q, struct knock_packet out[NFQUEUE_BURST],
 	return copied;
 }
 
-bool nfqueue_kernel_drops(uint16_t num, uint64_t *queue_dropped,
+bool nfqueue_kernel_drops(const struct nfqueue *q, uint64_t *queue_dropped,
 			  uint64_t *user_dropped)
 {
+	uint32_t mem[SK_MEMINFO_VARS] = { 0 };
+	socklen_t len = sizeof(mem);
 	struct queue_proc qp;
 
-	if (!read_queue_proc(num, &qp))
-		return false;
-	*queue_dropped = qp.queue_dropped;
-	*user_dropped = qp.user_dropped;
-	return true;
+	if (read_queue_proc(q, &qp)) {
+		*queue_dropped = qp.queue_dropped;
+		*user_dropped = qp.user_dropped;
+		return true;
+	}
+	/* The socket's own count of what it had no room for: the same
+	 * number as user_dropped, readable without /proc. */
+	*queue_dropped = 0;
+	*user_dropped = 0;
+	if (getsockopt(nfqueue_fd(q), SOL_SOCKET, SO_MEMINFO, mem, &len) == 0 &&
+	    len > SK_MEMINFO_DROPS * sizeof(mem[0]))
+		*user_dropped = mem[SK_MEMINFO_DROPS];
+	return false;
 }

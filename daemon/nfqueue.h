@@ -48,8 +48,12 @@ bool nfqueue_fill_packet(struct knock_packet *k, const uint8_t *pkt,
 			 size_t len, size_t orig_len, struct nfqueue_stats *st);
 
 /* The kernel's own counters for the queue (/proc/net/netfilter/
- * nfnetlink_queue): packets dropped because the queue or socket was full. */
-bool nfqueue_kernel_drops(uint16_t num, uint64_t *queue_dropped,
+ * nfnetlink_queue): packets dropped because the queue or socket was full.
+ * False when that file could not be opened at nfqueue_open (it is root's:
+ * a daemon started as its user from the start cannot read it): then
+ * *user_dropped is the socket's own drop count (SO_MEMINFO), and the
+ * queue's is not known. */
+bool nfqueue_kernel_drops(const struct nfqueue *q, uint64_t *queue_dropped,
 			  uint64_t *user_dropped);
 
 #endif

@@ -12,14 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "keys.h"
 #include "log.h"
+#include "nocore.h"
 #include "posternd.h"
 #include "print_nft.h"
+#include "privdrop.h"
 #include "psk.h"
+#include "secmem.h"
+#include "secrets.h"
 
 /* STATUS= goes out every second, and soon after a burst (at most ten
  * times a second), so that counters follow the traffic closely. */
@@ -28,24 +32,72 @@
 #define STATE_NAME "knock.state"
 #define STATE_DIR_DEFAULT "/var/lib/postern"
 
-static bool load_secrets(const struct server_config *cfg,
-			 struct noise_keypair *server, uint8_t psk[KEY_LEN],
-			 char *err)
+static bool same(const char *a, const char *b)
 {
-	uint8_t priv[KEY_LEN];
-	bool ok;
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
 
-	if (!server_config_load_key(cfg, priv, err, ERR_LEN))
-		return false;
-	ok = noise_keypair_init(server, priv);
-	wipe(priv, sizeof(priv));
-	if (!ok) {
-		snprintf(err, ERR_LEN, "%s: not a usable private key",
-			 cfg->private_key_credential ? cfg->private_key_credential :
-			 cfg->private_key_file);
-		return false;
+/* Whether a reload can read this source again, or must keep the running
+ * value: a PSK from the environment or a passphrase is gone once read
+ * (posternd takes it out of its environment), and a file only root may
+ * read is out of reach once posternd runs as its user. */
+static bool psk_rereadable(const struct psk_source *p)
+{
+	return p->kind == PSK_CREDENTIAL ||
+	       (p->kind == PSK_FILE && access(p->value, R_OK) == 0);
+}
+
+static bool key_rereadable(const struct server_config *cfg)
+{
+	return cfg->private_key_credential || access(cfg->private_key_file, R_OK) == 0;
+}
+
+/* The key and PSK of cfg, into secure memory. At a reload (running set),
+ * a source that is the running one and cannot be read again keeps the
+ * running value; *kept says which did. */
+static struct secrets *load_secrets(const struct server_config *cfg,
+				    const struct server_config *running,
+				    const struct knock_keys *keys,
+				    const char **kept, char *err)
+{
+	bool same_key = running && same(cfg->private_key_credential,
+					running->private_key_credential) &&
+			same(cfg->private_key_file, running->private_key_file);
+	bool same_psk = running && cfg->psk.kind == running->psk.kind &&
+			same(cfg->psk.value, running->psk.value);
+	bool keep_key = same_key && !key_rereadable(cfg);
+	bool keep_psk = same_psk && !psk_rereadable(&cfg->psk);
+	struct secrets *sec;
+	uint8_t priv[KEY_LEN];
+
+	*kept = keep_key && keep_psk ? "key and PSK kept (they cannot be read again)" :
+		keep_key ? "key kept (it cannot be read again), PSK read again" :
+		keep_psk ? "key read again, PSK kept (it cannot be read again)" :
+		"key and PSK read again";
+	if (!keep_key && !keep_psk)
+		return secrets_load_server(cfg, err, ERR_LEN);
+	if (!(sec = secmem_alloc(sizeof(*sec)))) {
+		snprintf(err, ERR_LEN, "out of memory");
+		return NULL;
 	}
-	return psk_load(psk, &cfg->psk, err, ERR_LEN);
+	if (keep_key) {
+		sec->key = keys->server;
+	} else if (!server_config_load_key(cfg, priv, err, ERR_LEN) ||
+		   !noise_keypair_init(&sec->key, priv)) {
+		if (!err[0])
+			snprintf(err, ERR_LEN, "not a usable private key");
+		wipe(priv, sizeof(priv));
+		secrets_free(sec);
+		return NULL;
+	}
+	wipe(priv, sizeof(priv));
+	if (keep_psk)
+		memcpy(sec->psk, keys->psk, KEY_LEN);
+	else if (!psk_load(sec->psk, &cfg->psk, err, ERR_LEN)) {
+		secrets_free(sec);
+		return NULL;
+	}
+	return sec;
 }
 
 /* knock.state_file, else knock.state in the directory systemd made for
@@ -66,19 +118,16 @@ static const char *state_path(const struct server_config *cfg, char *buf,
 
 /* Load the last run's replay state. Without it, knocks made before this
  * start open nothing: the last run may have accepted them. */
-static void load_state(struct posternd *d, const char *path)
+static void load_state(struct posternd *d)
 {
+	const char *path = replay_file_path(d->state);
 	struct knock_clock now;
 	char err[ERR_LEN];
 	uint64_t until;
 
-	d->state = replay_file_open(path, err, sizeof(err));
-	if (!d->state) {
-		log_event(LOG_WARNING, "state_error", NULL, "%s; replay state will "
-			  "not survive a restart, and after one only knocks made "
-			  "since open the gate", err);
-		return;
-	}
+	if (!replay_file_writable(d->state, err, sizeof(err)))
+		log_event(LOG_WARNING, "state_error", NULL, "%s: replay state will "
+			  "not survive a restart", err);
 	now = posternd_clock();
 	until = now.boot_ms + 2000ull * d->cfg->knock.window;
 	switch (replay_file_load(d->state, &d->verifier.replay, until, err, sizeof(err))) {
@@ -102,15 +151,18 @@ static void notify_status(struct posternd *d)
 {
 	const uint64_t *c = d->verifier.counters;
 	uint64_t refused = d->qstats.not_udp + d->qstats.bad_source, qdrop = 0, udrop = 0;
+	char queue_full[32] = "unknown";
+	bool known = nfqueue_kernel_drops(d->queue, &qdrop, &udrop);
 
 	for (int r = KNOCK_OK + 1; r < KNOCK_REASONS; r++)
 		refused += c[r];
-	nfqueue_kernel_drops(d->cfg->knock.queue, &qdrop, &udrop);
+	if (known)
+		snprintf(queue_full, sizeof(queue_full), "%llu", (unsigned long long)qdrop);
 	sd_notifyf(0, "STATUS=received %llu, accepted %llu, refused %llu "
 		   "(length %llu, mac1 %llu, rate %llu, noise %llu, unknown key %llu, "
 		   "expired %llu, skew %llu, replay %llu, target %llu, truncated %llu, "
 		   "source %llu), nft errors %llu, state errors %llu, "
-		   "kernel drops %llu (queue full %llu, socket %llu, enobufs %llu)",
+		   "kernel drops %llu (queue full %s, socket %llu, enobufs %llu)",
 		   (unsigned long long)d->qstats.packets, (unsigned long long)c[KNOCK_OK],
 		   (unsigned long long)refused,
 		   (unsigned long long)(c[KNOCK_BAD_LENGTH] + c[KNOCK_BAD_VERSION] + d->qstats.not_udp),
@@ -122,7 +174,7 @@ static void notify_status(struct posternd *d)
 		   (unsigned long long)c[KNOCK_TRUNCATED],
 		   (unsigned long long)d->qstats.bad_source,
 		   (unsigned long long)d->nft_errors, (unsigned long long)d->state_errors,
-		   (unsigned long long)(qdrop + udrop), (unsigned long long)qdrop,
+		   (unsigned long long)(qdrop + udrop), queue_full,
 		   (unsigned long long)udrop, (unsigned long long)d->qstats.enobufs);
 }
 
@@ -136,34 +188,35 @@ static const char *fixed_option(const struct server_config *old,
 		return "knock.queue";
 	if ((a || b) && (!a || !b || strcmp(a, b) != 0))
 		return "knock.state_file";
+	if (strcmp(old->user, cfg->user) != 0)
+		return "user";
 	return NULL;
 }
 
 /* Everything is read and checked before anything changes: a bad file
  * leaves the running configuration, key and PSK whole. */
-static bool reload_config(struct posternd *d, char *err)
+static bool reload_config(struct posternd *d, const char **kept, char *err)
 {
 	struct server_config *cfg = server_config_new(d->config_path, err, ERR_LEN);
-	struct noise_keypair server;
 	struct nft_set_ref s4, s6;
 	struct log_throttle refusals = { 0 };
-	uint8_t psk[KEY_LEN];
+	struct secrets *sec = NULL;
 	const char *fixed;
 	bool ok = false;
 
+	*kept = "";
 	if (!cfg)
 		return false;
 	if ((fixed = fixed_option(d->cfg, cfg)))
 		snprintf(err, ERR_LEN, "%s changed; restart posternd to change it", fixed);
-	else if (load_secrets(cfg, &server, psk, err) &&
+	else if ((sec = load_secrets(cfg, d->cfg, d->verifier.keys, kept, err)) &&
 		 posternd_check_sets(d, cfg, &s4, &s6, err)) {
 		ok = posternd_refusals_init(&refusals, cfg) &&
-		     knock_verifier_reload(&d->verifier, cfg, &server, psk);
+		     knock_verifier_reload(&d->verifier, cfg, &sec->key, sec->psk);
 		if (!ok)
 			snprintf(err, ERR_LEN, "out of memory");
 	}
-	wipe(&server, sizeof(server));
-	wipe(psk, sizeof(psk));
+	secrets_free(sec);
 	if (!ok) {
 		log_throttle_free(&refusals);
 		server_config_delete(cfg);
@@ -182,12 +235,13 @@ static bool reload_config(struct posternd *d, char *err)
 static void reload(struct posternd *d)
 {
 	char err[ERR_LEN] = "";
+	const char *kept;
 
 	sd_notify(0, "RELOADING=1");
-	if (reload_config(d, err))
+	if (reload_config(d, &kept, err))
 		log_event(LOG_NOTICE, "daemon_reload", NULL,
-			  "reloaded %s (configuration, key and PSK): %zu clients",
-			  d->config_path, d->cfg->n_clients);
+			  "reloaded %s: %zu clients; %s", d->config_path,
+			  d->cfg->n_clients, kept);
 	else
 		log_msg(LOG_ERR, "reload failed, keeping the running configuration, "
 			"key and PSK: %s", err);
@@ -318,25 +372,57 @@ static int test_config(struct posternd *d, const char *state)
 	return 0;
 }
 
-static int serve(struct posternd *d, const struct noise_keypair *server,
-		 const uint8_t psk[KEY_LEN], const char *state)
+/* The state file's directory, made for the user posternd becomes when
+ * it runs as root and the directory is not there yet (outside systemd;
+ * under systemd StateDirectory= makes it). */
+static void make_state_dir(const char *state, const struct privdrop *priv)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", state);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir || !priv->switch_user)
+		return;
+	*slash = '\0';
+	if (mkdir(dir, 0700) == 0 && chown(dir, priv->uid, priv->gid) < 0)
+		log_msg(LOG_WARNING, "%s: %s", dir, strerror(errno));
+}
+
+/* The steps that need privilege, then the drop, before the first packet. */
+static bool bind_and_drop(struct posternd *d, const struct privdrop *priv,
+			  const char *state, char *err)
+{
+	make_state_dir(state, priv);
+	d->state = replay_file_open(state, err, ERR_LEN);
+	if (!d->state)
+		log_event(LOG_WARNING, "state_error", NULL, "%s; replay state will "
+			  "not survive a restart, and after one only knocks made "
+			  "since open the gate", err);
+	d->queue = nfqueue_open(d->cfg->knock.queue, err, ERR_LEN);
+	return d->queue && privdrop_apply(priv, err, ERR_LEN);
+}
+
+static int serve(struct posternd *d, struct secrets *sec,
+		 const struct privdrop *priv, const char *state)
 {
 	struct knock_clock now = posternd_clock();
 	char err[ERR_LEN];
 	int status;
 
 	d->sets_checked = true;
-	if (!(d->queue = nfqueue_open(d->cfg->knock.queue, err, sizeof(err)))) {
+	if (!bind_and_drop(d, priv, state, err)) {
 		log_msg(LOG_ERR, "%s", err);
 		return 1;
 	}
-	if (!knock_verifier_init(&d->verifier, server, psk, d->cfg, &now) ||
+	if (!knock_verifier_init(&d->verifier, &sec->key, sec->psk, d->cfg, &now) ||
 	    !posternd_refusals_init(&d->refusals, d->cfg) ||
 	    !log_throttle_init(&d->errors, THROTTLE_ERRORS)) {
 		log_msg(LOG_ERR, "out of memory");
 		return 1;
 	}
-	load_state(d, state);
+	if (d->state)
+		load_state(d);
 	sd_watchdog_enabled(0, &d->watchdog_usec);
 	log_event(LOG_INFO, "daemon_start", NULL,
 		  "listening on queue %u for knocks to UDP %u; %zu clients",
@@ -355,9 +441,10 @@ int main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct posternd d = { .config_path = POSTERN_SERVER_CONFIG };
-	struct noise_keypair server;
-	uint8_t psk[KEY_LEN];
-	char err[ERR_LEN], state_buf[4096];
+	struct secrets *sec = NULL;
+	struct privdrop priv;
+	char err[ERR_LEN] = "", state_buf[4096];
+	const char *kept;
 	const char *state;
 	bool test = false, print = false;
 	int c, status = 1;
@@ -376,6 +463,7 @@ int main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	no_core_dumps();
 	log_open(PROG_NAME, LOG_INFO, LOG_TARGET_AUTO);
 	if (!crypto_init()) {
 		fprintf(stderr, "%s: libgcrypt is too old\n", PROG_NAME);
@@ -392,16 +480,16 @@ int main(int argc, char *argv[])
 		return 0;
 	}
 	state = state_path(d.cfg, state_buf, sizeof(state_buf));
-	if (!load_secrets(d.cfg, &server, psk, err) ||
+	if (!(sec = load_secrets(d.cfg, NULL, NULL, &kept, err)) ||
+	    !privdrop_init(&priv, d.cfg->user, d.config_path, err, sizeof(err)) ||
 	    !(d.nft = nft_conn_open(err, sizeof(err))) ||
 	    !posternd_check_sets(&d, d.cfg, &d.set4, &d.set6, err))
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 	else if (test)
 		status = test_config(&d, state);
 	else
-		status = serve(&d, &server, psk, state);
-	wipe(&server, sizeof(server));
-	wipe(psk, sizeof(psk));
+		status = serve(&d, sec, &priv, state);
+	secrets_free(sec);
 	knock_verifier_free(&d.verifier);
 	log_throttle_free(&d.refusals);
 	log_throttle_free(&d.errors);

@@ -70,6 +70,15 @@ const char *replay_file_path(const struct replay_file *f)
 	return f->path;
 }
 
+bool replay_file_writable(const struct replay_file *f, char *err, size_t err_len)
+{
+	/* faccessat checks the real ids, which are the dropped ones now */
+	if (faccessat(f->dirfd, ".", W_OK | X_OK, 0) == 0)
+		return true;
+	snprintf(err, err_len, "the directory of %s: %s", f->path, strerror(errno));
+	return false;
+}
+
 bool replay_write(const struct replay_table *t, FILE *out)
 {
 	char key[KEY_B64_LEN + 1];

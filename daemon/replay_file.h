@@ -33,6 +33,9 @@ struct replay_file;
 struct replay_file *replay_file_open(const char *path, char *err, size_t err_len);
 void replay_file_close(struct replay_file *f);
 const char *replay_file_path(const struct replay_file *f);
+/* Whether this process can write the file's directory (after dropping
+ * privileges: check then); err says why not. */
+bool replay_file_writable(const struct replay_file *f, char *err, size_t err_len);
 
 /* Load into t (whose keys are the configured clients); the knocks read
  * are remembered until until_ms (boot clock). On REPLAY_CORRUPT t holds no

@@ -206,7 +206,7 @@ static void handshake_message(struct tsession *t, const uint8_t *msg, size_t len
 	char key[KEY_B64_LEN + 1];
 	uv_buf_t b;
 
-	if (tunnel_server_read_hello(&t->hs, &d->key, d->psk, msg, len,
+	if (tunnel_server_read_hello(&t->hs, &d->keys->key, d->keys->psk, msg, len,
 				     t->client_pub) != TUNNEL_OK) {
 		handshake_fail(t, "handshake", "message 1 did not authenticate "
 			       "(made for another server key?)");

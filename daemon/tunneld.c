@@ -9,30 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
-#include "psk.h"
+#include "nocore.h"
+#include "secrets.h"
 #include "tunneld.h"
 
 #define PROG_NAME "postern-tunneld"
 #define ERR_LEN 512
 #define STATUS_INTERVAL_MS 5000
-
-static bool load_secrets(struct tunneld *d, char *err)
-{
-	uint8_t priv[KEY_LEN];
-	bool ok = server_config_load_key(d->cfg, priv, err, ERR_LEN);
-
-	if (ok && !noise_keypair_init(&d->key, priv)) {
-		snprintf(err, ERR_LEN, "the server's private key is not usable");
-		ok = false;
-	}
-	wipe(priv, sizeof(priv));
-	return ok && psk_load(d->psk, &d->cfg->psk, err, ERR_LEN);
-}
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -260,9 +249,10 @@ static int run(struct tunneld *d)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: %s [-c FILE] [-t]\n"
+	fprintf(f, "Usage: %s [-c FILE] [-t] [--allow-root]\n"
 		"  -c FILE      configuration (default %s)\n"
 		"  -t           check the configuration and keys, then exit\n"
+		"  --allow-root run even as root (it needs no privilege)\n"
 		"  -h, --help   show this help\n"
 		"  -V, --version\n", PROG_NAME, POSTERN_SERVER_CONFIG);
 }
@@ -272,17 +262,19 @@ int main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "allow-root", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tunneld d = { .config_path = POSTERN_SERVER_CONFIG };
 	char err[ERR_LEN];
-	bool test = false;
+	bool test = false, allow_root = false;
 	int c, status = 1;
 
 	while ((c = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': d.config_path = optarg; break;
 		case 't': test = true; break;
+		case 'R': allow_root = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("%s %s\n", PROG_NAME, POSTERN_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -292,6 +284,17 @@ int main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	/* A bug here must not come with root's files and capabilities; -t
+	 * only reads, and root may read the root-only key files it checks. */
+	if (geteuid() == 0 && !allow_root && !test) {
+		fprintf(stderr, "%s: refusing to run as root: it needs no "
+			"privilege; run it as user postern (the unit does), or "
+			"pass --allow-root\n", PROG_NAME);
+		return 1;
+	}
+	no_core_dumps();
+	/* It never runs a program: nothing it could exec may gain more. */
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	log_open(PROG_NAME, LOG_INFO, LOG_TARGET_AUTO);
 	/* A peer that vanishes mid-write must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
@@ -300,7 +303,7 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	d.cfg = server_config_new(d.config_path, err, ERR_LEN);
-	if (!d.cfg || !load_secrets(&d, err)) {
+	if (!d.cfg || !(d.keys = secrets_load_server(d.cfg, err, sizeof(err)))) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		goto out;
 	}
@@ -312,15 +315,11 @@ int main(int argc, char *argv[])
 		status = 0;
 		goto out;
 	}
-	if (geteuid() == 0)
-		log_msg(LOG_WARNING, "running as root: postern-tunneld needs no "
-			"privilege (the unit runs it as user postern)");
 	d.loop = uv_default_loop();
 	status = run(&d);
 	uv_loop_close(d.loop);
 out:
-	wipe(&d.key, sizeof(d.key));
-	wipe(d.psk, sizeof(d.psk));
+	secrets_free(d.keys);
 	free(d.listeners);
 	server_config_delete(d.cfg);
 	return status;

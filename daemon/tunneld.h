@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "noise.h"
+#include "secrets.h"
 #include "uv_tunnel.h"
 
 #define HANDSHAKE_TIMEOUT_MS 5000
@@ -21,8 +22,7 @@ struct tunneld {
 	uv_loop_t *loop;
 	const char *config_path;
 	struct server_config *cfg;
-	struct noise_keypair key;
-	uint8_t psk[KEY_LEN];
+	struct secrets *keys;		/* the server's key pair and the PSK */
 	uv_tcp_t *listeners;
 	size_t n_listeners;
 	struct tsession *sessions;	/* every accepted connection */

@@ -56,7 +56,8 @@ cp admin.key psk admin/
 cat > server/postern.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
-knock { port = 62201  open_seconds = 60  state_file = "knock.state" }
+user = "nobody"		# posternd's, after binding its queue (production: postern-knock)
+knock { port = 62201  open_seconds = 60  state_file = "state/knock.state" }
 tunnel {
 	listen = {"$SERVER4:8443"}
 	egress = {22}
@@ -97,10 +98,16 @@ step "Server daemons: posternd (knocks), postern-tunneld (tunnel), sshd (loopbac
 in_server "$POSTERND" -t -c server/postern.conf | sed 's/^/   /'
 start_bg "$NS_S" "$POSTERND" -c server/postern.conf 2> posternd.log
 wait_for 5 in_server grep -qE "^ *0 " /proc/net/netfilter/nfnetlink_queue
-start_bg "$NS_S" "$TUNNELD" -c server/postern.conf 2> tunneld.log
+# postern-tunneld needs no privilege and refuses root: it runs as nobody
+# here (setpriv; user postern under systemd), with its secrets its own.
+chmod 711 server
+nobody_reads server/postern.conf
+nobody_owns server/server.key server/psk
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server/postern.conf 2> tunneld.log
 start_sshd 127.0.0.1:22
 wait_for 5 in_server bash -c "exec 3<>/dev/tcp/127.0.0.1/22" 2>/dev/null
-say "posternd, postern-tunneld and sshd are running in $NS_S"
+say "posternd (now user nobody, CAP_NET_ADMIN only), postern-tunneld (nobody,"
+say "no capabilities) and sshd are running in $NS_S"
 
 SSH_OPTS=(-i user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
 	  -o LogLevel=ERROR -o ConnectTimeout=3 -o BatchMode=yes)

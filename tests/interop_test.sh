@@ -73,10 +73,11 @@ check "X25519 public keys: the Go peer agrees with postern pubkey" bash -c '
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
+user = "nobody"
 knock {
 	port = $KPORT
 	queue = $QUEUE
-	state_file = "knock.state"
+	state_file = "state/knock.state"
 	window = 30
 	open_seconds = 30
 	max_open_seconds = 300
@@ -92,6 +93,8 @@ client "alice" {
 CONF
 
 check "posternd's printed ruleset loads (queue statement replaced)" server_firewall server.conf
+nobody_reads server.conf
+nobody_owns server.key psk
 
 set_has() {	# set_has SET ADDR PORT
 	in_server nft list set inet postern "$1" | tr -d '\n' |
@@ -211,7 +214,7 @@ start_bg "$NS_S" "$PEER" echo -listen 127.0.0.1:7777 2>/dev/null
 start_bg "$NS_S" "$PEER" source -listen 127.0.0.1:7779 -bytes 16777216 2>/dev/null
 start_bg "$NS_S" "$PEER" sink -listen 127.0.0.1:7780 > sink.log 2>/dev/null
 # 7778 is in egress with nothing listening.
-start_bg "$NS_S" "$TUNNELD" -c server.conf 2>>tunneld.log
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server.conf 2>>tunneld.log
 TUNNELD_PID=$LAST_PID
 listening() { in_server ss -Hltn "sport = :$1" | grep -q .; }
 export -f listening

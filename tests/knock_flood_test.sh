@@ -38,10 +38,10 @@ GEN_CPU=0 CONS_CPU=1
 umask 077
 cd "$TMP"
 gen_keys server alice
-mkdir state
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
+user = "nobody"
 knock {
 	port = $KPORT
 	queue = $QUEUE
@@ -52,6 +52,7 @@ knock {
 tunnel { listen = {"$SERVER4:8443"}  egress = {22} }
 client "alice" { public_key = "$(cat alice.pub)"  open = {8443} }
 CONF
+nobody_reads server.conf	# posternd drops to nobody once its queue is bound
 check "the printed ruleset loads" server_firewall server.conf
 
 set_has() { in_server nft list set inet postern allow4 | tr -d '\n' | grep -qE "(^|[ {,])$1 \. 8443 "; }

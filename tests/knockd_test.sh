@@ -33,12 +33,12 @@ new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
 umask 077
 cd "$TMP"
 gen_keys server other alice bob carol dave
-mkdir state
 
-write_server_conf() {	# extra text for the knock section
+write_server_conf() {	# extra text for the knock section; KEY_FILE, PSK_FILE
 	cat > server.conf <<CONF
-private_key_file = "server.key"
-psk_file = "psk"
+private_key_file = "${KEY_FILE:-server.key}"
+psk_file = "${PSK_FILE:-psk}"
+user = "nobody"
 knock {
 	port = $KPORT
 	queue = $QUEUE
@@ -68,6 +68,7 @@ client "dave" {
 CONF
 }
 write_server_conf ""
+nobody_reads server.conf	# SIGHUP re-reads it as nobody
 cat > client.conf <<CONF
 private_key_file = "alice.key"
 psk_file = "psk"
@@ -422,6 +423,35 @@ check "knock --wait --target re-knocks for the target, not for us" bash -c '
 	[ $? -eq 1 ] && set_has allow4 203.0.113.7 8443 && ! set_has allow4 $CLIENT4 8443 &&
 	[ "$(set_count allow4)" -eq 2 ]' "$POSTERN"
 check "  ...it did knock twice" bash -c '[ "$(grep -c "opened 203.0.113.7 port" "$0")" -ge 2 ]' "$TMP/posternd.log"
+flush_sets
+
+# SIGHUP reloads the key and the PSK too (finding 9). The new PSK's file
+# is nobody's (posternd runs as nobody now); server.key is root's, so the
+# running key is kept, and the log says so.
+"$POSTERN" genpsk > psk2
+nobody_owns psk2
+PSK_FILE=psk2 write_server_conf ""
+kill -HUP "$POSTERND_PID"
+check "SIGHUP with a new PSK file reloads it, keeping the key it cannot read" \
+	wait_for 3 grep -q "reloaded server.conf: 4 clients; key kept (it cannot be read again), PSK read again" "$TMP/posternd.log"
+bad_case mac1
+craft_from
+check "  ...a knock with the old PSK opens nothing (mac1)" bash -c '
+	new_src() { :; }; SRC=$1
+	in_client "$2" -k alice.key -s "$(cat server.pub)" -p psk2 -b "$SRC" $3 $4 &&
+	wait_for 3 set_has allow4 "$SRC" 8443 && ! set_has allow4 "$5" 8443 &&
+	wait_for 3 bash -c "[ \$(count mac1) -gt $6 ]"' _ 198.51.100.98 "$CRAFT" $SERVER4 $KPORT "$BAD" "$BEFORE"
+flush_sets
+# A bad new key file: the reload is refused as a whole and says why.
+echo "not a key" > bad.key
+nobody_owns bad.key
+KEY_FILE=bad.key PSK_FILE=psk2 write_server_conf ""
+kill -HUP "$POSTERND_PID"
+check "SIGHUP with a broken key file keeps everything running, and says why" \
+	wait_for 3 grep -q "reload failed, keeping the running configuration, key and PSK: .*bad.key" "$TMP/posternd.log"
+check "  ...the running PSK still opens" bash -c '
+	in_client "$0" -k alice.key -s "$(cat server.pub)" -p psk2 -b 198.51.100.97 $1 $2 &&
+	wait_for 3 set_has allow4 198.51.100.97 8443' "$CRAFT" $SERVER4 $KPORT
 flush_sets
 
 write_server_conf 'nft_set6 = "nosuch6"'

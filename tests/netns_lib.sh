@@ -22,7 +22,22 @@ require_root_netns() {
 	command -v nft >/dev/null || skip "nftables (nft) is not installed"
 	ip netns add "pst-probe-$$" 2>/dev/null || skip "cannot create network namespaces here"
 	ip netns del "pst-probe-$$"
+	id -u nobody >/dev/null 2>&1 && getent group nogroup >/dev/null ||
+		skip "needs user nobody and group nogroup (the daemons run as them)"
+	command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
 }
+
+# The daemons run unprivileged, as in production: posternd started as root
+# drops to the configured user (the tests set user = "nobody"; its group is
+# nogroup) once its queue is bound, and postern-tunneld runs as nobody from
+# the start: "${AS_NOBODY[@]}" PROGRAM ARGS... Then they reach files by
+# name only: nobody_reads FILE... makes the test directory passable and
+# FILE (a configuration, which SIGHUP re-reads) readable; nobody_owns
+# FILE... hands over secrets, still 0600, as a unit's credentials belong to
+# the unit's user.
+AS_NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+nobody_reads() { chmod 711 "$TMP" && chmod 644 "$@"; }
+nobody_owns() { chmod 711 "$TMP" && chown nobody:nogroup "$@"; }
 
 netns_cleanup() {	# never fails: it also runs under set -e (demo.sh)
 	local pid

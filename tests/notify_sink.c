@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,7 +28,10 @@ int main(int argc, char *argv[])
 	end = time(NULL) + atoi(argv[2]);
 	fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 	unlink(argv[1]);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	/* Writable by all, as systemd's is: posternd sends most of its
+	 * notifications after it has dropped to another user. */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(argv[1], 0666) < 0) {
 		perror("notify_sink");
 		return 1;
 	}

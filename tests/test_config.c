@@ -132,7 +132,8 @@ static void server_full(void **state)
 		"}\n"
 		"client \"bob@laptop\" {\n"
 		"  public_key = " K2 "\n"
-		"}\n");
+		"}\n"
+		"user = \"gatekeeper\"\n");
 
 	(void)state;
 	key_of(k1, K1);
@@ -144,6 +145,7 @@ static void server_full(void **state)
 	assert_string_equal(c.private_key_file, "/etc/postern/server.key");
 	assert_int_equal(c.psk.kind, PSK_ENV);
 	assert_string_equal(c.psk.value, "FLEET_PSK");
+	assert_string_equal(c.user, "gatekeeper");
 
 	assert_int_equal(c.knock.port, 40000);
 	assert_int_equal(c.knock.queue, 7);
@@ -214,6 +216,7 @@ static void server_defaults(void **state)
 	assert_int_equal(c.psk.kind, PSK_FILE);
 	snprintf(want, sizeof(want), "%s/psk", dir);
 	assert_string_equal(c.psk.value, want);
+	assert_string_equal(c.user, "postern-knock");
 	assert_int_equal(c.knock.port, 62201);
 	assert_int_equal(c.knock.queue, 0);
 	assert_int_equal(c.knock.window, 30);

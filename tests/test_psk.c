@@ -116,16 +116,26 @@ static void from_file(void **state)
 	free(src.value);
 }
 
+/* Whether a variable's value, at v (getenv's memory), is gone: wiped in
+ * place and unset. glibc keeps the bytes of a setenv value allocated. */
+static bool taken(const char *name, const char *v, size_t len)
+{
+	return !getenv(name) && is_zero_ct(v, len);
+}
+
 static void from_env(void **state)
 {
 	struct psk_source src = { PSK_ENV, "POSTERN_TEST_PSK" };
 	uint8_t psk[KEY_LEN];
 	char err[512];
+	const char *v;
 
 	(void)state;
 	setenv("POSTERN_TEST_PSK", PSK_B64, 1);
+	v = getenv("POSTERN_TEST_PSK");
 	assert_true(psk_load(psk, &src, err, sizeof(err)));
 	assert_memory_equal(psk, psk_bytes, KEY_LEN);
+	assert_true(taken("POSTERN_TEST_PSK", v, strlen(PSK_B64)));
 
 	unsetenv("POSTERN_TEST_PSK");
 	assert_false(psk_load(psk, &src, err, sizeof(err)));
@@ -135,11 +145,20 @@ static void from_env(void **state)
 
 	/* One character short: refused, and never echoed. */
 	setenv("POSTERN_TEST_PSK", "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgo=", 1);
+	v = getenv("POSTERN_TEST_PSK");
 	assert_false(psk_load(psk, &src, err, sizeof(err)));
 	expect_error(err, "psk_env: environment variable POSTERN_TEST_PSK does "
 		     "not hold a key");
 	assert_null(strstr(err, "ZGVmZ2hp"));
-	unsetenv("POSTERN_TEST_PSK");
+	/* A mistyped secret is still a secret. */
+	assert_true(taken("POSTERN_TEST_PSK", v, KEY_B64_LEN - 1));
+
+	/* Far too long for a key: refused, and taken all the same. */
+	setenv("POSTERN_TEST_PSK", PSK_B64 PSK_B64, 1);
+	v = getenv("POSTERN_TEST_PSK");
+	assert_false(psk_load(psk, &src, err, sizeof(err)));
+	expect_error(err, "does not hold a key");
+	assert_true(taken("POSTERN_TEST_PSK", v, 2 * KEY_B64_LEN));
 }
 
 static void from_credential(void **state)
@@ -174,13 +193,16 @@ static void from_passphrase(void **state)
 	struct psk_source src = { PSK_PASSPHRASE, SALT1 };
 	uint8_t psk[KEY_LEN];
 	char err[512];
+	const char *v;
 	pid_t pid;
 	int status;
 
 	(void)state;
 	setenv(PSK_PASSPHRASE_ENV, PASSPHRASE, 1);
+	v = getenv(PSK_PASSPHRASE_ENV);
 	assert_true(psk_load(psk, &src, err, sizeof(err)));
 	assert_hex(psk, PSK1);
+	assert_true(taken(PSK_PASSPHRASE_ENV, v, strlen(PASSPHRASE)));
 
 	src.value = "short";
 	assert_false(psk_load(psk, &src, err, sizeof(err)));

@@ -28,7 +28,8 @@ gen_keys server other alice
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
-knock { port = $KPORT  open_seconds = 120  state_file = "knock.state" }
+user = "nobody"
+knock { port = $KPORT  open_seconds = 120  state_file = "state/knock.state" }
 tunnel {
 	listen = {"$SERVER4:$TPORT"}
 	egress = {22, $EPORT, $GPORT, 9}
@@ -58,6 +59,8 @@ client_conf forwards.conf server.pub psk "forward { listen = \"127.0.0.1:7101\" 
 forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }"
 
 server_firewall server.conf || exit 1
+nobody_reads server.conf
+nobody_owns server.key psk
 
 # A service that says hello, half-closes, and notes when the client's
 # FIN arrives: the server's FIN must reach postern's reader while
@@ -90,7 +93,7 @@ if [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null; then
 fi
 
 start_bg "$NS_S" "$POSTERND" -c server.conf 2> posternd.log
-start_bg "$NS_S" "$TUNNELD" -c server.conf 2> tunneld.log
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server.conf 2> tunneld.log
 TUNNELD_PID=$LAST_PID
 start_bg "$NS_S" "$ECHO" $EPORT 280
 start_bg "$NS_S" python3 greet.py $GPORT "$TMP/greet.log"
@@ -232,7 +235,7 @@ check "  ...spread over a second tunnel (pool of 2)" bash -c '
 # connection gets a new tunnel.
 kill -9 "$TUNNELD_PID"
 check "forward notices the tunnel went" wait_for 5 grep -q "web1: tunnel closed" fwd.err
-start_bg "$NS_S" "$TUNNELD" -c server.conf 2>> tunneld.log
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server.conf 2>> tunneld.log
 TUNNELD_PID=$LAST_PID
 wait_for 5 in_server bash -c "exec 3<>/dev/tcp/$SERVER4/$TPORT" 2>/dev/null
 check "forward outlives its tunnel: the next connection reconnects" bash -c '

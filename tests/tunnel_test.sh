@@ -26,7 +26,8 @@ gen_keys server other alice carol
 cat > server.conf <<CONF
 private_key_file = "server.key"
 psk_file = "psk"
-knock { port = $KPORT  open_seconds = 120  state_file = "knock.state" }
+user = "nobody"
+knock { port = $KPORT  open_seconds = 120  state_file = "state/knock.state" }
 tunnel {
 	listen = {"$SERVER4:$TPORT", "[$SERVER6]:$TPORT"}
 	egress = {22, $EPORT, 9}
@@ -54,11 +55,13 @@ client_conf wrong-psk.conf alice.key server.pub otherpsk
 client_conf unknown.conf carol.key server.pub psk
 
 server_firewall server.conf || exit 1
+nobody_reads server.conf
+nobody_owns server.key psk
 
 # sshd on the server's loopback only: the tunnel is the only way in.
 
 start_bg "$NS_S" "$POSTERND" -c server.conf 2> posternd.log
-start_bg "$NS_S" "$TUNNELD" -c server.conf 2> tunneld.log
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server.conf 2> tunneld.log
 TUNNELD_PID=$LAST_PID
 wait_for 10 bash -c "ip netns exec $NS_S ss -ltn | grep -q ':$TPORT '"
 start_sshd 127.0.0.1:22
@@ -149,7 +152,7 @@ sleep 2
 kill -9 "$TUNNELD_PID"
 wait "$TRANSFER"
 check "a transfer in flight fails when postern-tunneld dies" test $? -ne 0
-start_bg "$NS_S" "$TUNNELD" -c server.conf 2>> tunneld.log
+start_bg "$NS_S" "${AS_NOBODY[@]}" "$TUNNELD" -c server.conf 2>> tunneld.log
 TUNNELD_PID=$LAST_PID
 wait_for 10 bash -c "ip netns exec $NS_S ss -ltn | grep -q ':$TPORT '"
 check "after a restart, the next ssh command works" bash -c '

@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	if (data[0] & 1 && k.len == KNOCK_LEN)
-		blake2s_128_keyed(k.data + KNOCK_MAC_OFFSET, verifier.mac1.key,
+		blake2s_128_keyed(k.data + KNOCK_MAC_OFFSET, verifier.keys->mac1.key,
 				  k.data, KNOCK_MAC_OFFSET);
 	if (knock_verify(&verifier, &k, &now, &dec) == KNOCK_OK &&
 	    (k.captured < k.len || dec.open_seconds > cfg.knock.max_open_seconds))

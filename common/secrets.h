@@ -1,0 +1,31 @@
+/*
+ * The secrets every postern program keeps for its whole life, its static
+ * key pair and the fleet PSK, loaded into secure memory (secmem.h).
+ */
+#ifndef POSTERN_SECRETS_H
+#define POSTERN_SECRETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "noise.h"
+
+struct secrets {
+	struct noise_keypair key;	/* this server's or device's */
+	uint8_t psk[KEY_LEN];		/* the fleet's */
+};
+
+/* The server's key (private_key_credential or private_key_file) and PSK.
+ * NULL on failure, with one line in err that holds no key material. */
+struct secrets *secrets_load_server(const struct server_config *cfg,
+				    char *err, size_t err_len);
+
+/* The CLI's device key (private_key_file) and PSK; the same otherwise. */
+struct secrets *secrets_load_cli(const struct cli_config *cfg,
+				 char *err, size_t err_len);
+
+/* Wipe and free; NULL is a no-op. */
+void secrets_free(struct secrets *s);
+
+#endif
