@@ -227,37 +227,54 @@ static const struct uvt_stream_hooks egress_hooks = {
 	.done = egress_done,
 };
 
+/* A stream hit a limit: one line per tunnel and reason, the counters
+ * count every one. */
+static void log_refused(struct tsession *t, bool *logged, const char *reason,
+			const char *what)
+{
+	char f_client[96], f_src[80], f_reason[64];
+	const char *fields[] = { f_client, f_src, f_reason, NULL };
+
+	if (*logged)
+		return;
+	*logged = true;
+	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", t->client_name);
+	snprintf(f_src, sizeof(f_src), "POSTERN_SRC=%s", t->src);
+	snprintf(f_reason, sizeof(f_reason), "POSTERN_REASON=%s", reason);
+	log_event(LOG_WARNING, "stream_refused", fields, "%s (%s): %s; further "
+		  "ones on this tunnel are only counted", t->client_name, t->src,
+		  what);
+}
+
 /* SYN, and no complete open request since: reset, so that idle streams
  * cannot pile up. */
 static void request_timeout(uv_timer_t *timer)
 {
 	struct egress *e = EGRESS_OF(timer, timer);
 	struct tsession *t = e->t;
+	char what[96];
 
 	if (e->state != REQUEST)
 		return;
 	t->d->n.stream_timeouts++;
-	log_msg(LOG_WARNING, "%s (%s): stream reset: no open request within %u s "
-		"(stream_open_timeout)", t->client_name, t->src,
-		t->d->cfg->tunnel.stream_open_timeout);
+	snprintf(what, sizeof(what), "stream reset: no open request within %u s "
+		 "(stream_open_timeout)", t->d->cfg->tunnel.stream_open_timeout);
+	log_refused(t, &t->stream_timeout_logged, "stream_open_timeout", what);
 	e->state = DENIED;
 	uvt_stream_reset(e->stream);	/* egress_done follows */
 }
 
-/* Past max_streams the stream is refused (RST); one line per session. */
+/* Past max_streams the stream is refused (RST). */
 static bool streams_capped(struct tsession *t)
 {
 	unsigned int max = t->d->cfg->tunnel.max_streams;
+	char what[96];
 
 	if (t->open_streams < max)
 		return false;
 	t->d->n.streams_refused++;
-	if (!t->streams_capped_logged) {
-		t->streams_capped_logged = true;
-		log_msg(LOG_WARNING, "%s (%s): stream refused: max_streams (%u) "
-			"open; further refusals on this tunnel are only counted",
-			t->client_name, t->src, max);
-	}
+	snprintf(what, sizeof(what), "stream refused: max_streams (%u) open", max);
+	log_refused(t, &t->streams_capped_logged, "max_streams", what);
 	return true;
 }
 

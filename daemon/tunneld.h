@@ -84,7 +84,7 @@ struct tsession {
 	struct source_key source;
 	uint64_t started_ms;
 	unsigned int streams, open_streams;
-	bool streams_capped_logged;
+	bool streams_capped_logged, stream_timeout_logged;
 };
 
 /* daemon/tunnel_session.c */
