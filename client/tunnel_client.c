@@ -32,6 +32,8 @@ struct tclient_attempt {
 static void attempt_start(struct tclient *tc);
 static void knock(struct tclient *tc);
 static void timer_rearm(struct tclient *tc);
+static void timer_fired(uv_timer_t *t);
+static void hs_closed_early(struct tclient *tc);
 
 static uint64_t realtime_ms(void)
 {
@@ -99,7 +101,11 @@ static void close_tcp(struct tclient *tc)
 /* Close everything of ours: no callback but freed, once closed. */
 static void teardown(struct tclient *tc)
 {
+	bool confirming = tc->state == TCLIENT_CONFIRMING;
+
 	tc->state = TCLIENT_DONE;
+	if (confirming && !tc->conn.ended)
+		uvt_conn_abort(&tc->conn, NULL);	/* conn_ended ignores it */
 	attempt_close(tc);
 	if (!uv_is_closing((uv_handle_t *)&tc->timer))
 		uv_close((uv_handle_t *)&tc->timer, timer_closed);
@@ -168,8 +174,10 @@ static void hs_closed_early(struct tclient *tc)
 		return;
 	}
 	tc->hs_retries++;
-	uv_read_stop((uv_stream_t *)&tc->conn.tcp);
-	close_tcp(tc);
+	if (tc->state == TCLIENT_HANDSHAKE) {
+		uv_read_stop((uv_stream_t *)&tc->conn.tcp);
+		close_tcp(tc);
+	}	/* else the uvt_conn closes it: conn_freed */
 	free(tc->reader);
 	tc->reader = NULL;
 	tunnel_handshake_free(&tc->hs);
@@ -180,28 +188,58 @@ static void hs_closed_early(struct tclient *tc)
 
 /* The session. */
 
+/* An end before the server's first transport message is how a pending
+ * handshake pushed out by a busier server looks, after message 2 too. */
+static bool closed_unconfirmed(struct tclient *tc, const char *error)
+{
+	return tc->state == TCLIENT_CONFIRMING &&
+	       (!error || !strcmp(error, uv_strerror(UV_ECONNRESET)) ||
+		!strcmp(error, uv_strerror(UV_EPIPE)));
+}
+
 static void conn_ended(struct uvt_conn *c, const char *error)
 {
 	struct tclient *tc = c->user;
-	char err[512];
 
-	tc->state = TCLIENT_DONE;
+	if (tc->state == TCLIENT_DONE)
+		return;		/* our teardown */
 	if (tc->up_reported) {
+		tc->state = TCLIENT_DONE;
 		tc->hooks->ended(tc, error);
 		return;
 	}
-	/* Bytes that came with message 2 already ended it. */
-	snprintf(err, sizeof(err), "%s: tunnel failed at once: %s",
-		 tc->server->name, error ? error : "connection closed");
-	tc->hooks->failed(tc, err);
+	tc->tcp_closing = true;		/* until conn_freed */
+	if (closed_unconfirmed(tc, error)) {
+		hs_closed_early(tc);
+		return;
+	}
+	fail(tc, "%s: tunnel failed at once: %s", tc->server->name,
+	     error ? error : "connection closed");
+}
+
+/* The server's first transport message: it confirmed us. "up" is
+ * reported from the timer, outside the session's input. */
+static bool conn_confirmed(struct uvt_conn *c)
+{
+	struct tclient *tc = c->user;
+
+	if (tc->state == TCLIENT_CONFIRMING) {
+		tc->state = TCLIENT_UP;
+		uv_timer_start(&tc->timer, timer_fired, 0, 0);
+	}
+	return true;
 }
 
 static void conn_freed(struct uvt_conn *c)
 {
-	release(c->user);
+	struct tclient *tc = c->user;
+
+	tc->tcp_closing = false;
+	release(tc);
 }
 
 static const struct uvt_conn_hooks conn_hooks = {
+	.authenticated = conn_confirmed,
 	.ended = conn_ended,
 	.freed = conn_freed,
 };
@@ -216,20 +254,18 @@ static void go_up(struct tclient *tc, struct tunnel_transport *t,
 	uv_read_stop((uv_stream_t *)&tc->conn.tcp);
 	free(tc->reader);
 	tc->reader = NULL;
-	uv_close((uv_handle_t *)&tc->timer, timer_closed);
-	tc->state = TCLIENT_UP;
+	/* Up once the server answers our first ping: until then it may
+	 * drop us, and a retry is still possible. The handshake deadline
+	 * runs on. */
+	tc->state = TCLIENT_CONFIRMING;
 	/* The socket's reference passes to the uvt_conn (conn_freed). */
 	tc->tcp_ours = false;
 	if (!uvt_conn_start(&tc->conn, tc->loop, t, &cfg, &conn_hooks, tc,
 			    early, early_len)) {
 		tunnel_transport_free(t);
 		tc->tcp_ours = true;
+		tc->state = TCLIENT_HANDSHAKE;
 		fail(tc, "%s: out of memory", tc->server->name);
-		return;
-	}
-	if (tc->state == TCLIENT_UP) {
-		tc->up_reported = true;
-		tc->hooks->up(tc);
 	}
 }
 
@@ -351,6 +387,7 @@ static void connected(struct tclient *tc, struct tclient_attempt *a)
 	a->fd = -1;
 	attempt_close(tc);
 	tune_socket(fd);
+	memset(&tc->conn, 0, sizeof(tc->conn));	/* a retry reuses it */
 	rc = uv_tcp_init(tc->loop, &tc->conn.tcp);
 	if (rc < 0) {
 		close(fd);
@@ -506,6 +543,14 @@ static void timer_fired(uv_timer_t *t)
 		if (now >= tc->attempt_deadline_ms)
 			tc->attempt_deadline_ms = now + 1;
 		break;
+	case TCLIENT_UP:
+		if (!tc->up_reported) {
+			uv_close((uv_handle_t *)&tc->timer, timer_closed);
+			tc->up_reported = true;
+			tc->hooks->up(tc);
+		}
+		return;
+	case TCLIENT_CONFIRMING:
 	case TCLIENT_HANDSHAKE:
 		if (now >= tc->attempt_deadline_ms) {
 			fail(tc, "%s: handshake timed out after %d s (is %s port %u "

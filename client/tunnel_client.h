@@ -59,6 +59,9 @@ enum tclient_state {
 	TCLIENT_PROBING,		/* connect without a knock */
 	TCLIENT_KNOCKED,		/* fast connect attempts */
 	TCLIENT_HANDSHAKE,
+	TCLIENT_CONFIRMING,		/* message 2 read: until the server's
+					 * first transport message, the server
+					 * may still drop us as a pending one */
 	TCLIENT_BACKOFF,		/* closed before an answer: retry */
 	TCLIENT_UP,
 	TCLIENT_DONE,			/* failed, ended or closed */

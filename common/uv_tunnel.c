@@ -415,8 +415,7 @@ bool uvt_conn_start(struct uvt_conn *c, uv_loop_t *loop,
 	c->sess = session_new(t, cfg, &events, c);
 	if (!c->sess)
 		return false;
-	if (!cfg->is_client)
-		session_on_confirm(c->sess, conn_confirm, c);
+	session_on_confirm(c->sess, conn_confirm, c);
 	uv_timer_init(loop, &c->tick);
 	c->tick.data = c;
 	c->handles_open = 2;

@@ -32,13 +32,14 @@ struct uvt_conn;
 struct uvt_stream;
 
 struct uvt_conn_hooks {
-	/* Responder only: the first transport message from the peer
-	 * decrypted, and yamux has seen none of it yet. Only now is the
-	 * peer known to hold the PSK and the session keys: IK's message 1
-	 * can be replayed by anyone who captured it. Until then the
-	 * connection has no keepalive timer and takes no stream. Return
-	 * false to end the session (ended follows, error "refused"); do not
-	 * close c from here (optional). */
+	/* The first transport message from the peer decrypted, and yamux
+	 * has seen none of it yet. For the responder, only now is the peer
+	 * known to hold the PSK and the session keys (IK's message 1 can be
+	 * replayed by anyone who captured it): until then the connection
+	 * has no keepalive timer and takes no stream. For the initiator, it
+	 * says the responder took the session. Return false to end the
+	 * session (ended follows, error "refused"); do not close c from
+	 * here (optional). */
 	bool (*authenticated)(struct uvt_conn *c);
 	/* Incoming stream (server side). Return a stream from
 	 * uvt_stream_new(), or NULL to refuse it. */
