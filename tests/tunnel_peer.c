@@ -11,6 +11,9 @@
  *                          one tunnel, N streams opened to DPORT, run for
  *                          SECONDS. Prints "ok X reset Y other Z bytes B".
  *                          noread: never hand back window credit.
+ *   push N DPORT SECONDS   one tunnel, N streams to DPORT, each written to
+ *                          as fast as its window allows, for SECONDS.
+ *                          Prints "pushed B".
  *   syn SECONDS            one tunnel, one stream opened without its open
  *                          request. Prints "reset" if the server resets it
  *                          within SECONDS, else "open".
@@ -252,6 +255,31 @@ static int streams(struct peer *pr, int n, uint16_t dport, int seconds)
 	return 0;
 }
 
+static int push(struct peer *pr, int n, uint16_t dport, int seconds)
+{
+	static uint8_t chunk[16384];
+	uint8_t req[TUNNEL_REQUEST_LEN];
+	uint32_t ids[MAX_STREAMS];
+	uint64_t end = now_ms() + (uint64_t)seconds * 1000, pushed = 0;
+
+	tunnel_request_encode(req, dport);
+	for (int i = 0; i < n && i < MAX_STREAMS; i++) {
+		ids[i] = yamux_open(pr->s->mux);
+		if (!ids[i] || yamux_write(pr->s->mux, ids[i], req, sizeof(req)) != sizeof(req))
+			return die("cannot open a stream");
+		if (i % 128 == 127)
+			pump(pr, 200);
+	}
+	while (!pr->ended && now_ms() < end) {
+		for (int i = 0; i < n && i < MAX_STREAMS; i++)
+			while (yamux_writable(pr->s->mux, ids[i]) > 0)
+				pushed += yamux_write(pr->s->mux, ids[i], chunk, sizeof(chunk));
+		pump(pr, 100);
+	}
+	printf("pushed %llu%s\n", (unsigned long long)pushed, pr->ended ? " ended" : "");
+	return 0;
+}
+
 static int syn_only(struct peer *pr, int seconds)
 {
 	uint32_t id = yamux_open(pr->s->mux);
@@ -312,6 +340,8 @@ int main(int argc, char *argv[])
 	if (!strcmp(mode, "streams") && (argc == 3 || argc == 4)) {
 		pr->noread = argc == 4 && !strcmp(argv[3], "noread");
 		rc = streams(pr, atoi(argv[0]), (uint16_t)atoi(argv[1]), atoi(argv[2]));
+	} else if (!strcmp(mode, "push") && argc == 3) {
+		rc = push(pr, atoi(argv[0]), (uint16_t)atoi(argv[1]), atoi(argv[2]));
 	} else if (!strcmp(mode, "syn") && argc == 1) {
 		rc = syn_only(pr, atoi(argv[0]));
 	} else {
