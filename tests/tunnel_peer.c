@@ -189,12 +189,13 @@ static bool tunnel_up(struct peer *pr, const char *host, const char *port,
 static int replay(const char *host, const char *port, const uint8_t *msg1,
 		  size_t len, int n, int seconds)
 {
-	int *fds = calloc((size_t)n, sizeof(*fds)), answered = 0, closed = 0;
-	bool *got = calloc((size_t)n, sizeof(*got));
+	static int fds[MAX_STREAMS];
+	static bool got[MAX_STREAMS];
+	int answered = 0, closed = 0;
 	uint64_t end = now_ms() + (uint64_t)seconds * 1000;
 
-	if (!fds || !got)
-		return die("out of memory");
+	if (n < 1 || n > MAX_STREAMS)
+		return die("replay: 1 to 4096 connections");
 	for (int i = 0; i < n; i++) {
 		fds[i] = dial(host, port);
 		if (fds[i] < 0 || !write_full(fds[i], msg1, len))
@@ -299,7 +300,8 @@ int main(int argc, char *argv[])
 	uint8_t priv[KEY_LEN], pub[KEY_LEN], psk[KEY_LEN], msg1[256];
 	struct noise_keypair kp;
 	struct tunnel_handshake hs;
-	struct peer *pr = calloc(1, sizeof(*pr));
+	static struct peer peer;
+	struct peer *pr = &peer;
 	char err[512];
 	const char *host, *port, *mode;
 	size_t n = sizeof(msg1);
@@ -313,7 +315,7 @@ int main(int argc, char *argv[])
 		default: return die("bad usage");
 		}
 	}
-	if (optind + 3 > argc || !key_file || !server_pub || !psk_file || !pr)
+	if (optind + 3 > argc || !key_file || !server_pub || !psk_file)
 		return die("usage: tunnel_peer -k KEY -s PUB -p PSK HOST PORT MODE ARGS...");
 	host = argv[optind];
 	port = argv[optind + 1];
@@ -334,8 +336,11 @@ int main(int argc, char *argv[])
 		tunnel_handshake_free(&hs);
 		return replay(host, port, msg1, n, atoi(argv[0]), atoi(argv[1]));
 	}
-	if (!tunnel_up(pr, host, port, &kp, pub, psk))
+	if (!tunnel_up(pr, host, port, &kp, pub, psk)) {
+		if (pr->fd >= 0)
+			close(pr->fd);
 		return die("handshake failed");
+	}
 	printf("up\n");
 	if (!strcmp(mode, "streams") && (argc == 3 || argc == 4)) {
 		pr->noread = argc == 4 && !strcmp(argv[3], "noread");
@@ -349,6 +354,5 @@ int main(int argc, char *argv[])
 	}
 	session_free(pr->s);
 	close(pr->fd);
-	free(pr);
 	return rc;
 }
