@@ -14,6 +14,12 @@
  *   push N DPORT SECONDS   one tunnel, N streams to DPORT, each written to
  *                          as fast as its window allows, for SECONDS.
  *                          Prints "pushed B".
+ *   garbage noise|yamux    one tunnel, then a protocol break: "noise"
+ *                          sends bytes that are not a Noise message,
+ *                          "yamux" a valid Noise message holding a
+ *                          malformed yamux frame. Prints "closed" (exit
+ *                          0) when the server drops the connection
+ *                          within 5 s, else "still open" (exit 1).
  *   syn SECONDS            one tunnel, one stream opened without its open
  *                          request. Prints "reset" if the server resets it
  *                          within SECONDS, else "open".
@@ -281,6 +287,37 @@ static int push(struct peer *pr, int n, uint16_t dport, int seconds)
 	return 0;
 }
 
+static int garbage(struct peer *pr, const char *what)
+{
+	uint8_t buf[1024];
+	size_t n;
+
+	if (!strcmp(what, "noise")) {
+		random_bytes(buf, 1000);
+		buf[0] = 0x03;	/* a plausible length */
+		buf[1] = 0xe6;
+		n = 1000;
+	} else {
+		uint8_t frame[12] = { 0x07, 0x00 };	/* yamux version 7 */
+
+		tunnel_seal(&pr->s->transport, frame, sizeof(frame), buf);
+		n = sizeof(frame) + TUNNEL_OVERHEAD;
+	}
+	if (!write_full(pr->fd, buf, n))
+		return die("write");
+	/* EOF (a go-away may come first) within 5 s. */
+	for (int i = 0; i < 50; i++) {
+		struct pollfd p = { .fd = pr->fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) > 0 && read(pr->fd, buf, sizeof(buf)) <= 0) {
+			printf("closed\n");
+			return 0;
+		}
+	}
+	printf("still open\n");
+	return 1;
+}
+
 static int syn_only(struct peer *pr, int seconds)
 {
 	uint32_t id = yamux_open(pr->s->mux);
@@ -347,6 +384,8 @@ int main(int argc, char *argv[])
 		rc = streams(pr, atoi(argv[0]), (uint16_t)atoi(argv[1]), atoi(argv[2]));
 	} else if (!strcmp(mode, "push") && argc == 3) {
 		rc = push(pr, atoi(argv[0]), (uint16_t)atoi(argv[1]), atoi(argv[2]));
+	} else if (!strcmp(mode, "garbage") && argc == 1) {
+		rc = garbage(pr, argv[0]);
 	} else if (!strcmp(mode, "syn") && argc == 1) {
 		rc = syn_only(pr, atoi(argv[0]));
 	} else {

@@ -9,7 +9,7 @@ BUILD=$(realpath "$1")
 POSTERN=$BUILD/client/postern POSTERND=$BUILD/daemon/posternd
 TUNNELD=$BUILD/daemon/postern-tunneld
 ECHO=$BUILD/tests/echo_server LOAD=$BUILD/tests/echo_load
-GARBAGE=$BUILD/tests/tunnel_garbage
+PEER=$BUILD/tests/tunnel_peer
 . "$(dirname "$0")/netns_lib.sh"
 
 require_root_netns
@@ -133,9 +133,9 @@ start_bg "$NS_C" "${SSH[@]}" "sleep 20; echo survivor-ok" > survivor.out 2>&1
 SURVIVOR=$LAST_PID
 sleep 2
 check "garbage after the handshake (not Noise) is dropped" \
-	in_client "$GARBAGE" -k alice.key -s "$(cat server.pub)" -p psk $SERVER4 $TPORT noise
+	in_client "$PEER" -k alice.key -s "$(cat server.pub)" -p psk $SERVER4 $TPORT garbage noise
 check "a malformed yamux frame after the handshake is dropped" \
-	in_client "$GARBAGE" -k alice.key -s "$(cat server.pub)" -p psk $SERVER4 $TPORT yamux
+	in_client "$PEER" -k alice.key -s "$(cat server.pub)" -p psk $SERVER4 $TPORT garbage yamux
 check "  ...and the server logged the protocol error" \
 	grep -q "closed: .*bad yamux version" tunneld.log
 wait "$SURVIVOR"
