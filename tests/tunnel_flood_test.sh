@@ -150,6 +150,13 @@ ssh_ok() {
 	echo "$out"
 	[ "$out" = "$1" ]
 }
+# Under AddressSanitizer, RSS is mostly its quarantine and shadow: the
+# memory bounds are checked in the normal build only.
+if ldd "$TUNNELD" | grep -q libasan; then SANITIZED=1; else SANITIZED=0; fi
+rss_within() {	# rss_within RSS BOUND
+	[ "$SANITIZED" = 1 ] && { echo "(sanitizer build: bound not checked)"; return 0; }
+	[ "$1" -le "$2" ]
+}
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$TUNNELD_PID/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$TUNNELD_PID/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -193,7 +200,7 @@ cat noread.out
 bound=$(( rss0 + STREAMS * (64 + 4) + 1536 + 2048 ))
 echo "FIGURE noread: $STREAMS streams, never read: RSS ${rss0} -> ${rss1} KiB (bound $bound KiB)"
 check "$STREAMS streams opened and never read: all opened" grep -q "^ok $STREAMS reset 0" noread.out
-check "  ...RSS ${rss1} KiB stays within ${bound} KiB" test "$rss1" -le "$bound"
+check "  ...RSS ${rss1} KiB stays within ${bound} KiB" rss_within "$rss1" "$bound"
 
 # 2b. Writes to a service that never reads: each stream's receive window
 # (at most stream_buffer) is what the daemon may hold for it.
@@ -209,7 +216,7 @@ cat push.out
 bound=$(( rss0 + 64 * (STREAM_BUFFER / 1024 + 4) + 1536 + 2048 ))
 echo "FIGURE push: 64 streams into a service that never reads: RSS ${rss0} -> ${rss2} KiB (bound $bound KiB); $(grep pushed push.out)"
 check "64 streams written into a service that never reads: RSS ${rss2} KiB within ${bound} KiB" \
-	test "$rss2" -le "$bound"
+	rss_within "$rss2" "$bound"
 
 # 3. kill -9 under a connected forward; the gate closes meanwhile.
 start_bg "$NS_C" "$POSTERN" -c client.conf forward -L 127.0.0.1:7000:web1:$EPORT 2> fwd.err
