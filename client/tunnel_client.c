@@ -32,6 +32,8 @@ struct tclient_attempt {
 static void attempt_start(struct tclient *tc);
 static void knock(struct tclient *tc);
 static void timer_rearm(struct tclient *tc);
+static void timer_fired(uv_timer_t *t);
+static void hs_closed_early(struct tclient *tc);
 
 static uint64_t realtime_ms(void)
 {
@@ -58,7 +60,10 @@ static void timer_closed(uv_handle_t *h)
 static void tcp_closed(uv_handle_t *h)
 {
 	/* Not h->data: uvt_conn_start may have set it before failing. */
-	release(TC_OF(h, conn.tcp));
+	struct tclient *tc = TC_OF(h, conn.tcp);
+
+	tc->tcp_closing = false;
+	release(tc);
 }
 
 static void attempt_closed(uv_handle_t *h)
@@ -84,19 +89,29 @@ static void attempt_close(struct tclient *tc)
 	uv_close((uv_handle_t *)&a->poll, attempt_closed);
 }
 
+static void close_tcp(struct tclient *tc)
+{
+	if (!tc->tcp_ours)
+		return;
+	tc->tcp_ours = false;
+	tc->tcp_closing = true;
+	uv_close((uv_handle_t *)&tc->conn.tcp, tcp_closed);
+}
+
 /* Close everything of ours: no callback but freed, once closed. */
 static void teardown(struct tclient *tc)
 {
+	bool confirming = tc->state == TCLIENT_CONFIRMING;
+
 	tc->state = TCLIENT_DONE;
+	if (confirming && !tc->conn.ended)
+		uvt_conn_abort(&tc->conn, NULL);	/* conn_ended ignores it */
 	attempt_close(tc);
 	if (!uv_is_closing((uv_handle_t *)&tc->timer))
 		uv_close((uv_handle_t *)&tc->timer, timer_closed);
 	/* The callback still comes, with UV_EAI_CANCELED if this worked. */
 	uv_cancel((uv_req_t *)&tc->gai);
-	if (tc->tcp_ours) {
-		tc->tcp_ours = false;
-		uv_close((uv_handle_t *)&tc->conn.tcp, tcp_closed);
-	}
+	close_tcp(tc);
 	free(tc->reader);
 	tc->reader = NULL;
 	tunnel_handshake_free(&tc->hs);
@@ -120,7 +135,10 @@ static void fail(struct tclient *tc, const char *fmt, ...)
 }
 
 /* IK makes the server's silence and a reply that does not authenticate
- * the only signs of a refusal, and neither says which key was wrong. */
+ * the only signs of a refusal, and neither says which key was wrong. A
+ * reply that does not authenticate: the server read message 1, so it
+ * holds the key we named, and the PSK is what differs (IKpsk2 mixes it
+ * in only at message 2) or the reply was altered. */
 static void fail_refused(struct tclient *tc)
 {
 	fail(tc, "%s: handshake refused: wrong server key or PSK, or this "
@@ -128,30 +146,100 @@ static void fail_refused(struct tclient *tc)
 	     "design)", tc->server->name);
 }
 
+static uint64_t hs_backoff_ms(unsigned int tries)
+{
+	uint64_t d = (uint64_t)TCLIENT_HS_BACKOFF_MS << (tries - 1);
+	uint32_t r = 0;
+
+	random_bytes(&r, sizeof(r));
+	return d / 2 + r % (d / 2 + 1);
+}
+
+/*
+ * The server closed the connection before answering message 1. The
+ * server does not say why, by design: a full handshake queue (ours was
+ * the oldest pending, and a newer one pushed it out), a message 1 made
+ * for another server key or PSK, or a key it does not allow all look the
+ * same. The first is passing, so try again a few times.
+ */
+static void hs_closed_early(struct tclient *tc)
+{
+	if (tc->hs_retries >= TCLIENT_HS_RETRIES) {
+		fail(tc, "%s: the server closed the connection before answering "
+		     "the handshake (%u tries). Possible causes, most likely "
+		     "first: the server is busy (its handshake cap was reached), "
+		     "a wrong server key or PSK, this device's key is not "
+		     "allowed; the server's journal says which",
+		     tc->server->name, tc->hs_retries + 1);
+		return;
+	}
+	tc->hs_retries++;
+	if (tc->state == TCLIENT_HANDSHAKE) {
+		uv_read_stop((uv_stream_t *)&tc->conn.tcp);
+		close_tcp(tc);
+	}	/* else the uvt_conn closes it: conn_freed */
+	free(tc->reader);
+	tc->reader = NULL;
+	tunnel_handshake_free(&tc->hs);
+	tc->state = TCLIENT_BACKOFF;
+	tc->attempt_deadline_ms = uv_now(tc->loop) + hs_backoff_ms(tc->hs_retries);
+	timer_rearm(tc);
+}
+
 /* The session. */
+
+/* An end before the server's first transport message is how a pending
+ * handshake pushed out by a busier server looks, after message 2 too. */
+static bool closed_unconfirmed(struct tclient *tc, const char *error)
+{
+	return tc->state == TCLIENT_CONFIRMING &&
+	       (!error || !strcmp(error, uv_strerror(UV_ECONNRESET)) ||
+		!strcmp(error, uv_strerror(UV_EPIPE)));
+}
 
 static void conn_ended(struct uvt_conn *c, const char *error)
 {
 	struct tclient *tc = c->user;
-	char err[512];
 
-	tc->state = TCLIENT_DONE;
+	if (tc->state == TCLIENT_DONE)
+		return;		/* our teardown */
 	if (tc->up_reported) {
+		tc->state = TCLIENT_DONE;
 		tc->hooks->ended(tc, error);
 		return;
 	}
-	/* Bytes that came with message 2 already ended it. */
-	snprintf(err, sizeof(err), "%s: tunnel failed at once: %s",
-		 tc->server->name, error ? error : "connection closed");
-	tc->hooks->failed(tc, err);
+	tc->tcp_closing = true;		/* until conn_freed */
+	if (closed_unconfirmed(tc, error)) {
+		hs_closed_early(tc);
+		return;
+	}
+	fail(tc, "%s: tunnel failed at once: %s", tc->server->name,
+	     error ? error : "connection closed");
+}
+
+/* The server's first transport message: it confirmed us. "up" is
+ * reported from the timer, outside the session's input. */
+static bool conn_confirmed(struct uvt_conn *c)
+{
+	struct tclient *tc = c->user;
+
+	if (tc->state == TCLIENT_CONFIRMING) {
+		tc->state = TCLIENT_UP;
+		uv_timer_start(&tc->timer, timer_fired, 0, 0);
+	}
+	return true;
 }
 
 static void conn_freed(struct uvt_conn *c)
 {
-	release(c->user);
+	struct tclient *tc = c->user;
+
+	tc->tcp_closing = false;
+	release(tc);
 }
 
 static const struct uvt_conn_hooks conn_hooks = {
+	.authenticated = conn_confirmed,
 	.ended = conn_ended,
 	.freed = conn_freed,
 };
@@ -159,25 +247,25 @@ static const struct uvt_conn_hooks conn_hooks = {
 static void go_up(struct tclient *tc, struct tunnel_transport *t,
 		  const uint8_t *early, size_t early_len)
 {
+	struct yamux_config cfg = yamux_config_default(true);
+
 	tc->skew_ms = (int64_t)tc->hello.server_time_ms - (int64_t)realtime_ms();
 	tc->connect_ms = uv_now(tc->loop) - tc->started_ms;
 	uv_read_stop((uv_stream_t *)&tc->conn.tcp);
 	free(tc->reader);
 	tc->reader = NULL;
-	uv_close((uv_handle_t *)&tc->timer, timer_closed);
-	tc->state = TCLIENT_UP;
+	/* Up once the server answers our first ping: until then it may
+	 * drop us, and a retry is still possible. The handshake deadline
+	 * runs on. */
+	tc->state = TCLIENT_CONFIRMING;
 	/* The socket's reference passes to the uvt_conn (conn_freed). */
 	tc->tcp_ours = false;
-	if (!uvt_conn_start(&tc->conn, tc->loop, t, true, &conn_hooks, tc,
+	if (!uvt_conn_start(&tc->conn, tc->loop, t, &cfg, &conn_hooks, tc,
 			    early, early_len)) {
 		tunnel_transport_free(t);
 		tc->tcp_ours = true;
+		tc->state = TCLIENT_HANDSHAKE;
 		fail(tc, "%s: out of memory", tc->server->name);
-		return;
-	}
-	if (tc->state == TCLIENT_UP) {
-		tc->up_reported = true;
-		tc->hooks->up(tc);
 	}
 }
 
@@ -201,7 +289,11 @@ static void hs_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	if (tc->state != TCLIENT_HANDSHAKE || n == 0)
 		return;
 	if (n == UV_EOF || n == UV_ECONNRESET) {
-		fail_refused(tc);
+		if (tunnel_reader_idle(tc->reader))
+			hs_closed_early(tc);
+		else
+			fail(tc, "%s: handshake: the server's answer was cut short",
+			     tc->server->name);
 		return;
 	}
 	if (n < 0) {
@@ -233,7 +325,7 @@ static void msg1_written(uv_write_t *req, int status)
 	if (status == 0 || tc->state != TCLIENT_HANDSHAKE)
 		return;
 	if (status == UV_ECONNRESET || status == UV_EPIPE)
-		fail_refused(tc);
+		hs_closed_early(tc);
 	else
 		fail(tc, "%s: handshake: %s", tc->server->name, uv_strerror(status));
 }
@@ -295,6 +387,7 @@ static void connected(struct tclient *tc, struct tclient_attempt *a)
 	a->fd = -1;
 	attempt_close(tc);
 	tune_socket(fd);
+	memset(&tc->conn, 0, sizeof(tc->conn));	/* a retry reuses it */
 	rc = uv_tcp_init(tc->loop, &tc->conn.tcp);
 	if (rc < 0) {
 		close(fd);
@@ -439,6 +532,25 @@ static void timer_fired(uv_timer_t *t)
 			return;
 		}
 		break;
+	case TCLIENT_BACKOFF:
+		if (now >= tc->attempt_deadline_ms && !tc->tcp_closing) {
+			/* The gate let us in a moment ago: no knock first. */
+			tc->state = TCLIENT_PROBING;
+			tc->attempt_ms = TCLIENT_PROBE_MS;
+			attempt_start(tc);
+			return;
+		}
+		if (now >= tc->attempt_deadline_ms)
+			tc->attempt_deadline_ms = now + 1;
+		break;
+	case TCLIENT_UP:
+		if (!tc->up_reported) {
+			uv_close((uv_handle_t *)&tc->timer, timer_closed);
+			tc->up_reported = true;
+			tc->hooks->up(tc);
+		}
+		return;
+	case TCLIENT_CONFIRMING:
 	case TCLIENT_HANDSHAKE:
 		if (now >= tc->attempt_deadline_ms) {
 			fail(tc, "%s: handshake timed out after %d s (is %s port %u "

@@ -32,6 +32,12 @@
 #define TCLIENT_ATTEMPT_MIN_MS 2
 #define TCLIENT_ATTEMPT_MAX_MS 320
 #define TCLIENT_HANDSHAKE_MS 10000
+/* A server that closes before answering message 1 is most often busy (its
+ * pending-handshake cap pushed us out): try again, 4 more times, after
+ * 100, 200, 400, 800 ms, each drawn from [d/2, d] so that clients pushed
+ * out together do not come back together. */
+#define TCLIENT_HS_RETRIES 4
+#define TCLIENT_HS_BACKOFF_MS 100
 #define TCLIENT_MAX_SKEW_MS 30000	/* a server's default knock window */
 
 struct tclient;
@@ -53,6 +59,10 @@ enum tclient_state {
 	TCLIENT_PROBING,		/* connect without a knock */
 	TCLIENT_KNOCKED,		/* fast connect attempts */
 	TCLIENT_HANDSHAKE,
+	TCLIENT_CONFIRMING,		/* message 2 read: until the server's
+					 * first transport message, the server
+					 * may still drop us as a pending one */
+	TCLIENT_BACKOFF,		/* closed before an answer: retry */
 	TCLIENT_UP,
 	TCLIENT_DONE,			/* failed, ended or closed */
 };
@@ -78,6 +88,8 @@ struct tclient {
 	uint64_t started_ms, knocked_ms, attempt_deadline_ms;
 	unsigned int attempt_ms;
 	bool knocked, reknocked, tcp_ours;
+	bool tcp_closing;		/* conn.tcp closing: not yet reusable */
+	unsigned int hs_retries;	/* handshakes closed before an answer */
 
 	struct tunnel_handshake hs;
 	struct tunnel_reader *reader;	/* during the handshake only */

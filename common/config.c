@@ -77,6 +77,15 @@ static const struct rule rules[] = {
 	{ "knock", "replay_entries", CHECK_RANGE, 1, 4096 },
 	{ "tunnel", "listen", CHECK_ADDRESS, 0, 0 },
 	{ "tunnel", "egress", CHECK_RANGE, 1, 65535 },
+	{ "tunnel", "handshake_timeout", CHECK_RANGE, 1, 120 },
+	{ "tunnel", "max_handshakes", CHECK_RANGE, 1, 100000 },
+	{ "tunnel", "max_handshakes_per_source", CHECK_RANGE, 1, 100000 },
+	{ "tunnel", "max_sessions", CHECK_RANGE, 1, 100000 },
+	{ "tunnel", "max_sessions_per_client", CHECK_RANGE, 1, 100000 },
+	{ "tunnel", "max_streams", CHECK_RANGE, 1, 65536 },
+	{ "tunnel", "stream_open_timeout", CHECK_RANGE, 1, 300 },
+	/* At least the protocol's window: a peer may send that much at once. */
+	{ "tunnel", "stream_buffer", CHECK_RANGE, 262144, 16777216 },
 	{ "client", "public_key", CHECK_KEY, 0, 0 },
 	{ "client", "open", CHECK_RANGE, 1, 65535 },
 	{ "client", "expires", CHECK_DATE, 0, 0 },
@@ -131,6 +140,14 @@ static cfg_opt_t knock_opts[] = {
 static cfg_opt_t tunnel_opts[] = {
 	CFG_STR_LIST("listen", "{\"0.0.0.0:8443\", \"[::]:8443\"}", CFGF_NONE),
 	CFG_INT_LIST_CB("egress", "{22}", CFGF_NONE, parse_number),
+	CFG_INT_CB("handshake_timeout", 5, CFGF_NONE, parse_number),
+	CFG_INT_CB("max_handshakes", 64, CFGF_NONE, parse_number),
+	CFG_INT_CB("max_handshakes_per_source", 8, CFGF_NONE, parse_number),
+	CFG_INT_CB("max_sessions", 256, CFGF_NONE, parse_number),
+	CFG_INT_CB("max_sessions_per_client", 4, CFGF_NONE, parse_number),
+	CFG_INT_CB("max_streams", 256, CFGF_NONE, parse_number),
+	CFG_INT_CB("stream_open_timeout", 10, CFGF_NONE, parse_number),
+	CFG_INT_CB("stream_buffer", 1048576, CFGF_NONE, parse_number),
 	CFG_END()
 };
 
@@ -459,30 +476,92 @@ static int64_t days_from_civil(long y, long m, long d)
 	return (int64_t)era * 146097 + doe - 719468;
 }
 
-/*
- * "YYYY-MM-DD": valid through the end of that day, UTC. The result is the
- * first second refused, the next midnight UTC.
- */
-static bool parse_date(const char *s, int64_t *expires_at)
+static bool digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* n decimal digits at s, already checked. */
+static long number_at(const char *s, size_t n)
+{
+	long v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+/* "YYYY-MM-DD": days since the epoch, or -1. */
+static int64_t parse_day(const char *s)
 {
 	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
 				     30, 31 };
 	long y, m, d;
-	int i;
 
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-		return false;
-	for (i = 0; i < 10; i++)
-		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-			return false;
-	y = strtol(s, NULL, 10);
-	m = strtol(s + 5, NULL, 10);
-	d = strtol(s + 8, NULL, 10);
+	if (!digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+	    !digits(s + 8, 2))
+		return -1;
+	y = number_at(s, 4);
+	m = number_at(s + 5, 2);
+	d = number_at(s + 8, 2);
 	if (y < 1970 || m < 1 || m > 12 || d < 1 ||
 	    d > mdays[m - 1] + (m == 2 && leap(y)))
+		return -1;
+	return days_from_civil(y, m, d);
+}
+
+/* "Z", "+HH:MM" or "-HH:MM": seconds east of UTC. */
+static bool parse_offset(const char *s, int64_t *east)
+{
+	long h, m;
+
+	if (!strcmp(s, "Z") || !strcmp(s, "z")) {
+		*east = 0;
+		return true;
+	}
+	if ((s[0] != '+' && s[0] != '-') || strlen(s) != 6 || !digits(s + 1, 2) ||
+	    s[3] != ':' || !digits(s + 4, 2))
 		return false;
-	*expires_at = (days_from_civil(y, m, d) + 1) * SECONDS_PER_DAY;
+	h = number_at(s + 1, 2);
+	m = number_at(s + 4, 2);
+	if (h > 23 || m > 59)
+		return false;
+	*east = (s[0] == '-' ? -1 : 1) * (h * 3600 + m * 60);
 	return true;
+}
+
+/*
+ * The first instant refused, in unix seconds. "YYYY-MM-DD" is valid
+ * through the end of that day, UTC: the next midnight UTC is refused. An
+ * RFC 3339 timestamp, "YYYY-MM-DDTHH:MM:SSZ" or with "+HH:MM" in place of
+ * the Z (no fractions), is itself the first instant refused: an expiry a
+ * few seconds ahead is then possible, which tests need.
+ */
+static bool parse_date(const char *s, int64_t *expires_at)
+{
+	int64_t day = parse_day(s), east;
+	long h, mi, sec;
+
+	if (day < 0)
+		return false;
+	if (s[10] == '\0') {
+		*expires_at = (day + 1) * SECONDS_PER_DAY;
+		return true;
+	}
+	if ((s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
+	    !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2) ||
+	    !parse_offset(s + 19, &east))
+		return false;
+	h = number_at(s + 11, 2);
+	mi = number_at(s + 14, 2);
+	sec = number_at(s + 17, 2);
+	if (h > 23 || mi > 59 || sec > 59)
+		return false;
+	*expires_at = day * SECONDS_PER_DAY + h * 3600 + mi * 60 + sec - east;
+	return *expires_at > 0;
 }
 
 static bool env_name_ok(const char *s)
@@ -589,7 +668,8 @@ static int check_string(cfg_t *sec, cfg_opt_t *opt, const struct rule *r,
 		break;
 	case CHECK_DATE:
 		if (!parse_date(s, &t))
-			why = "not a valid date (expected YYYY-MM-DD)";
+			why = "not a valid date (expected YYYY-MM-DD or "
+			      "YYYY-MM-DDTHH:MM:SSZ)";
 		break;
 	case CHECK_HOST:
 		if (!host_ok(s))
@@ -1105,6 +1185,16 @@ static bool fill_tunnel(struct tunnel_config *t, cfg_t *s)
 		if (!t->listen[i])
 			return false;
 	}
+	t->handshake_timeout = (unsigned int)cfg_getint(s, "handshake_timeout");
+	t->max_handshakes = (unsigned int)cfg_getint(s, "max_handshakes");
+	t->max_handshakes_per_source =
+	    (unsigned int)cfg_getint(s, "max_handshakes_per_source");
+	t->max_sessions = (unsigned int)cfg_getint(s, "max_sessions");
+	t->max_sessions_per_client =
+	    (unsigned int)cfg_getint(s, "max_sessions_per_client");
+	t->max_streams = (unsigned int)cfg_getint(s, "max_streams");
+	t->stream_open_timeout = (unsigned int)cfg_getint(s, "stream_open_timeout");
+	t->stream_buffer = (unsigned int)cfg_getint(s, "stream_buffer");
 	return get_ports(s, "egress", &t->egress, &t->n_egress);
 }
 

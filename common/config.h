@@ -57,6 +57,15 @@ struct tunnel_config {
 	size_t n_listen;
 	uint16_t *egress;		/* loopback ports clients may reach */
 	size_t n_egress;
+	/* Limits: docs/CONFIG.md says what happens when each is hit. */
+	unsigned int handshake_timeout;	/* seconds, accept to first message */
+	unsigned int max_handshakes;	/* pending, in total */
+	unsigned int max_handshakes_per_source;	/* IPv4 address, IPv6 /64 */
+	unsigned int max_sessions;	/* confirmed, in total */
+	unsigned int max_sessions_per_client;
+	unsigned int max_streams;	/* open at once, per session */
+	unsigned int stream_open_timeout;	/* seconds, SYN to request */
+	unsigned int stream_buffer;	/* bytes a stream may buffer each way */
 };
 
 struct client_entry {
@@ -135,7 +144,7 @@ bool server_config_load_key(const struct server_config *c,
 /* NULL when no client has this key. Expiry is not checked here. */
 const struct client_entry *server_config_find_client(
     const struct server_config *c, const uint8_t public_key[KEY_LEN]);
-/* True once the client's expiry date has passed at unix time now. */
+/* True once the client's expiry has passed at unix time now. */
 bool client_expired(const struct client_entry *e, int64_t now);
 const struct server_entry *cli_config_find_server(const struct cli_config *c,
 						   const char *name);

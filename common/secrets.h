@@ -21,6 +21,18 @@ struct secrets {
 struct secrets *secrets_load_server(const struct server_config *cfg,
 				    char *err, size_t err_len);
 
+/*
+ * The same at a reload, cfg being the new configuration and running the
+ * one in use with its secrets: a source that is the running one and cannot
+ * be read again keeps the running value. A PSK from the environment or a
+ * passphrase is gone once read (psk.c takes it out of the environment),
+ * and a file only root may read is out of reach of a daemon that dropped
+ * root. *kept says what was read and what kept, for the log.
+ */
+struct secrets *secrets_reload_server(const struct server_config *cfg,
+				      const struct server_config *running,
+				      const struct secrets *current,
+				      const char **kept, char *err, size_t err_len);
 /* The CLI's device key (private_key_file) and PSK; the same otherwise. */
 struct secrets *secrets_load_cli(const struct cli_config *cfg,
 				 char *err, size_t err_len);

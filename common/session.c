@@ -22,6 +22,9 @@ struct session *session_new(struct tunnel_transport *t,
 	s->transport = *t;
 	wipe(t, sizeof(*t));
 	s->error = SESSION_OK;
+	s->confirmed = false;
+	s->on_confirm = NULL;
+	s->confirm_user = NULL;
 	tunnel_reader_init(&s->reader, TUNNEL_EXPECT_TRANSPORT);
 	return s;
 }
@@ -34,6 +37,21 @@ void session_free(struct session *s)
 	tunnel_transport_free(&s->transport);
 	wipe(s, sizeof(*s));
 	free(s);
+}
+
+void session_on_confirm(struct session *s, bool (*cb)(void *user), void *user)
+{
+	s->on_confirm = cb;
+	s->confirm_user = user;
+}
+
+/* The first message that decrypts: ask before yamux acts on it. */
+static bool confirm(struct session *s)
+{
+	if (s->confirmed)
+		return true;
+	s->confirmed = true;
+	return !s->on_confirm || s->on_confirm(s->confirm_user);
 }
 
 enum session_error session_input(struct session *s, const uint8_t *p,
@@ -56,6 +74,10 @@ enum session_error session_input(struct session *s, const uint8_t *p,
 		if (tunnel_open(&s->transport, msg, msg_len, s->reader.buf,
 				&plain_len) != TUNNEL_OK) {
 			s->error = SESSION_E_DECRYPT;
+			break;
+		}
+		if (!confirm(s)) {
+			s->error = SESSION_E_REFUSED;
 			break;
 		}
 		if (yamux_input(s->mux, s->reader.buf, plain_len, now_ms) < 0)
@@ -112,6 +134,7 @@ const char *session_strerror(const struct session *s)
 	case SESSION_E_DECRYPT:	return "a message failed to authenticate";
 	case SESSION_E_YAMUX:	return yamux_strerror(yamux_error(s->mux));
 	case SESSION_E_MEMORY:	return "out of memory";
+	case SESSION_E_REFUSED:	return "refused";
 	}
 	return "unknown error";
 }

@@ -25,6 +25,7 @@ enum session_error {
 	SESSION_E_DECRYPT,	/* a transport message failed to verify */
 	SESSION_E_YAMUX,	/* the yamux session ended: see yamux_error() */
 	SESSION_E_MEMORY,
+	SESSION_E_REFUSED,	/* the confirm callback said no */
 };
 
 struct session {
@@ -32,6 +33,9 @@ struct session {
 	struct tunnel_transport transport;
 	struct yamux_session *mux;
 	enum session_error error;
+	bool confirmed;		/* a message from the peer decrypted */
+	bool (*on_confirm)(void *user);
+	void *confirm_user;
 };
 
 /* Take over t (it is wiped in the caller's copy) and start yamux. */
@@ -39,6 +43,13 @@ struct session *session_new(struct tunnel_transport *t,
 			    const struct yamux_config *cfg,
 			    const struct yamux_events *events, void *user);
 void session_free(struct session *s);
+
+/* Called once, when the peer's first transport message has decrypted and
+ * before yamux sees any of it: for a responder, the first proof that the
+ * initiator holds the PSK and the session keys (message 1 alone can be
+ * replayed). Returning false ends the session with SESSION_E_REFUSED and
+ * nothing of the message reaches yamux. */
+void session_on_confirm(struct session *s, bool (*cb)(void *user), void *user);
 
 /* Bytes read from TCP. SESSION_OK, or the error that ended the session
  * (the same one on every later call). */

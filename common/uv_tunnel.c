@@ -69,7 +69,9 @@ static void rearm_tick(struct uvt_conn *c)
 {
 	uint64_t next = yamux_next_tick(c->sess->mux), now = uv_now(c->tcp.loop);
 
-	if (next == UINT64_MAX)
+	/* No keepalive for a peer that has not proved its keys: a replayed
+	 * message 1 costs no timer, and gets no ping to answer. */
+	if (next == UINT64_MAX || !c->authenticated)
 		uv_timer_stop(&c->tick);
 	else
 		uv_timer_start(&c->tick, conn_tick, next > now ? next - now : 1, 0);
@@ -151,11 +153,6 @@ static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	c->bytes_in += (uint64_t)n;
 	rc = session_input(c->sess, (const uint8_t *)buf->base, (size_t)n,
 			   uv_now(c->tcp.loop));
-	if (!c->authenticated && c->sess->transport.recv.n > 0) {
-		c->authenticated = true;
-		if (c->hooks->authenticated)
-			c->hooks->authenticated(c);
-	}
 	if (rc == SESSION_E_YAMUX)
 		conn_end_after_goaway(c, session_strerror(c->sess));
 	else if (rc != SESSION_OK)
@@ -397,19 +394,28 @@ static const struct yamux_events events = {
 	.on_closed = ev_closed,
 };
 
+/* The session's first message from the peer decrypted (session.h). */
+static bool conn_confirm(void *user)
+{
+	struct uvt_conn *c = user;
+
+	c->authenticated = true;
+	return !c->hooks->authenticated || c->hooks->authenticated(c);
+}
+
 bool uvt_conn_start(struct uvt_conn *c, uv_loop_t *loop,
-		    struct tunnel_transport *t, bool is_client,
+		    struct tunnel_transport *t, const struct yamux_config *cfg,
 		    const struct uvt_conn_hooks *hooks, void *user,
 		    const uint8_t *early, size_t early_len)
 {
-	struct yamux_config cfg = yamux_config_default(is_client);
-
 	c->hooks = hooks;
 	c->user = user;
 	c->tcp.data = c;
-	c->sess = session_new(t, &cfg, &events, c);
+	c->authenticated = cfg->is_client;
+	c->sess = session_new(t, cfg, &events, c);
 	if (!c->sess)
 		return false;
+	session_on_confirm(c->sess, conn_confirm, c);
 	uv_timer_init(loop, &c->tick);
 	c->tick.data = c;
 	c->handles_open = 2;
@@ -420,6 +426,11 @@ bool uvt_conn_start(struct uvt_conn *c, uv_loop_t *loop,
 	}
 	uvt_conn_flush(c);
 	return true;
+}
+
+void uvt_conn_abort(struct uvt_conn *c, const char *error)
+{
+	conn_end(c, error);
 }
 
 void uvt_conn_close(struct uvt_conn *c)

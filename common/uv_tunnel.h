@@ -32,9 +32,15 @@ struct uvt_conn;
 struct uvt_stream;
 
 struct uvt_conn_hooks {
-	/* The first transport message from the peer decrypted: only now
-	 * is the peer known to hold the PSK (optional). */
-	void (*authenticated)(struct uvt_conn *c);
+	/* The first transport message from the peer decrypted, and yamux
+	 * has seen none of it yet. For the responder, only now is the peer
+	 * known to hold the PSK and the session keys (IK's message 1 can be
+	 * replayed by anyone who captured it): until then the connection
+	 * has no keepalive timer and takes no stream. For the initiator, it
+	 * says the responder took the session. Return false to end the
+	 * session (ended follows, error "refused"); do not close c from
+	 * here (optional). */
+	bool (*authenticated)(struct uvt_conn *c);
 	/* Incoming stream (server side). Return a stream from
 	 * uvt_stream_new(), or NULL to refuse it. */
 	struct uvt_stream *(*accept)(struct uvt_conn *c, uint32_t id);
@@ -53,7 +59,8 @@ struct uvt_conn {
 	void *user;
 	size_t inflight;		/* bytes in uv_write requests */
 	uint64_t bytes_in, bytes_out;	/* on the TCP connection */
-	bool reading, ended, authenticated;
+	bool reading, ended;
+	bool authenticated;		/* the peer proved its keys (above) */
 	bool goaway;			/* the peer sent go-away: no new streams */
 	bool failing;			/* sending our go-away, then closing */
 	const char *end_error;
@@ -114,9 +121,11 @@ struct uvt_stream {
 uv_buf_t uvt_read_buf(void);
 
 /* Wrap an accepted or connected TCP socket (already initialised as c->tcp
- * by the caller with uv_tcp_init) around an established session. */
+ * by the caller with uv_tcp_init) around an established session. The
+ * initiator (cfg->is_client) has its peer authenticated by message 2; the
+ * responder waits for the first transport message (hooks->authenticated). */
 bool uvt_conn_start(struct uvt_conn *c, uv_loop_t *loop,
-		    struct tunnel_transport *t, bool is_client,
+		    struct tunnel_transport *t, const struct yamux_config *cfg,
 		    const struct uvt_conn_hooks *hooks, void *user,
 		    const uint8_t *early, size_t early_len);
 
@@ -126,6 +135,9 @@ void uvt_conn_flush(struct uvt_conn *c);
 
 /* End the session: go-away, flush, close. */
 void uvt_conn_close(struct uvt_conn *c);
+/* Close without a word (a peer not yet authenticated); error goes to
+ * hooks->ended. */
+void uvt_conn_abort(struct uvt_conn *c, const char *error);
 
 /* Client side: open a stream. NULL when the session refuses. */
 struct uvt_stream *uvt_stream_open(struct uvt_conn *c,

@@ -44,6 +44,9 @@ struct yamux_stream {
 	uint32_t unconsumed;	/* delivered, not yet yamux_consumed() */
 	uint32_t recv_size;	/* the window we keep open; grows */
 	uint32_t credited;	/* credit sent since window_epoch_ms */
+	uint64_t credit_ms;	/* when the last window update went out */
+	uint64_t data_rtt_ms;	/* credit to the data that used it */
+	bool awaiting_data;	/* credit sent, no data since */
 	uint64_t window_epoch_ms;	/* start of this window's worth */
 	void *user;
 };
@@ -320,6 +323,7 @@ static struct yamux_stream *stream_new(struct yamux_session *s, uint32_t id,
 	st->recv_window = s->cfg.initial_window;
 	st->recv_size = s->cfg.initial_window;
 	st->window_epoch_ms = s->now_ms;
+	st->data_rtt_ms = RTT_UNKNOWN;
 	table_place(s->streams.slot, s->streams.bits, st);
 	s->streams.count++;
 	if (ours)
@@ -373,24 +377,32 @@ static struct yamux_stream *app_stream(const struct yamux_session *s,
  * sending, and the window, not the reader, limits the stream: double it,
  * up to max_window. A whole window, not half: a slow reader that consumes
  * in bursts credits half a window in no time, but a whole one only as
- * slowly as it reads. Without a round trip measured yet, no growth.
- * Returns the bytes the window grew by.
+ * slowly as it reads. The round trip is the smaller of two: the ping's,
+ * which the peer sets by when it answers (answer late, and every window
+ * looks fast), and the time from our last credit to the first data that
+ * came after it. A sender the window limits sends as soon as credit
+ * comes, so the second is the true round trip; a peer that sends at its
+ * own pace, whatever its pings say, does not make the window grow.
+ * Without a ping round trip measured yet, no growth. Returns the bytes
+ * the window grew by.
  */
 static uint32_t grow_window(struct yamux_session *s, struct yamux_stream *st,
 			    uint32_t credit)
 {
 	uint32_t old = st->recv_size;
+	uint64_t rtt = s->rtt_ms;
 	bool fast;
 
 	if (credit < st->recv_size - st->credited) {
 		st->credited += credit;
 		return 0;
 	}
+	if (st->data_rtt_ms < rtt)
+		rtt = st->data_rtt_ms;
 	/* RTT is measured in whole ms: on a link faster than that it reads
 	 * 0, which must not mean "never fast". */
 	fast = s->rtt_ms != RTT_UNKNOWN &&
-	       elapsed(s->now_ms, st->window_epoch_ms) <
-	       2 * (s->rtt_ms ? s->rtt_ms : 1);
+	       elapsed(s->now_ms, st->window_epoch_ms) < 2 * (rtt ? rtt : 1);
 	if (fast && old < s->cfg.max_window)
 		st->recv_size = old > s->cfg.max_window / 2 ? s->cfg.max_window
 							    : 2 * old;
@@ -416,8 +428,11 @@ static void credit_window(struct yamux_session *s, struct yamux_stream *st)
 	if (credit < st->recv_size / 2)
 		return;
 	credit += grow_window(s, st, credit);
-	if (queue_control(s, YAMUX_WINDOW_UPDATE, 0, st->id, credit))
+	if (queue_control(s, YAMUX_WINDOW_UPDATE, 0, st->id, credit)) {
 		st->recv_window += credit;
+		st->credit_ms = s->now_ms;
+		st->awaiting_data = true;
+	}
 }
 
 /* Send side */
@@ -747,6 +762,10 @@ static void deliver(struct yamux_session *s, struct yamux_stream *st,
 {
 	/* n fits: the frame's length was checked against recv_window. */
 	st->recv_window -= (uint32_t)n;
+	if (st->awaiting_data) {
+		st->awaiting_data = false;
+		st->data_rtt_ms = elapsed(s->now_ms, st->credit_ms);
+	}
 	if (!s->ev.on_data) {
 		credit_window(s, st);
 		return;

@@ -49,25 +49,28 @@ static void log_stream(struct egress *e, uint8_t status)
 		  e->t->src, e->port, tunnel_status_str(status));
 }
 
+static void egress_free(struct egress *e)
+{
+	e->t->open_streams--;
+	uvt_stream_free(e->stream);
+	free(e);
+}
+
 static void egress_handle_closed(uv_handle_t *h)
 {
 	struct egress *e = h->type == UV_TCP ? EGRESS_OF(h, tcp) : EGRESS_OF(h, timer);
 
 	if (--e->handles > 0)
 		return;
-	if (e->stream_gone) {
-		uvt_stream_free(e->stream);
-		free(e);
-	}
+	if (e->stream_gone)
+		egress_free(e);
 }
 
 static void egress_close_handles(struct egress *e)
 {
 	if (e->handles == 0) {
-		if (e->stream_gone) {
-			uvt_stream_free(e->stream);
-			free(e);
-		}
+		if (e->stream_gone)
+			egress_free(e);
 		return;
 	}
 	if (!uv_is_closing((uv_handle_t *)&e->timer))
@@ -224,10 +227,64 @@ static const struct uvt_stream_hooks egress_hooks = {
 	.done = egress_done,
 };
 
+/* A stream hit a limit: one line per tunnel and reason, the counters
+ * count every one. */
+static void log_refused(struct tsession *t, bool *logged, const char *reason,
+			const char *what)
+{
+	char f_client[96], f_src[80], f_reason[64];
+	const char *fields[] = { f_client, f_src, f_reason, NULL };
+
+	if (*logged)
+		return;
+	*logged = true;
+	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", t->client_name);
+	snprintf(f_src, sizeof(f_src), "POSTERN_SRC=%s", t->src);
+	snprintf(f_reason, sizeof(f_reason), "POSTERN_REASON=%s", reason);
+	log_event(LOG_WARNING, "stream_refused", fields, "%s (%s): %s; further "
+		  "ones on this tunnel are only counted", t->client_name, t->src,
+		  what);
+}
+
+/* SYN, and no complete open request since: reset, so that idle streams
+ * cannot pile up. */
+static void request_timeout(uv_timer_t *timer)
+{
+	struct egress *e = EGRESS_OF(timer, timer);
+	struct tsession *t = e->t;
+	char what[96];
+
+	if (e->state != REQUEST)
+		return;
+	t->d->n.stream_timeouts++;
+	snprintf(what, sizeof(what), "stream reset: no open request within %u s "
+		 "(stream_open_timeout)", t->d->cfg->tunnel.stream_open_timeout);
+	log_refused(t, &t->stream_timeout_logged, "stream_open_timeout", what);
+	e->state = DENIED;
+	uvt_stream_reset(e->stream);	/* egress_done follows */
+}
+
+/* Past max_streams the stream is refused (RST). */
+static bool streams_capped(struct tsession *t)
+{
+	unsigned int max = t->d->cfg->tunnel.max_streams;
+	char what[96];
+
+	if (t->open_streams < max)
+		return false;
+	t->d->n.streams_refused++;
+	snprintf(what, sizeof(what), "stream refused: max_streams (%u) open", max);
+	log_refused(t, &t->streams_capped_logged, "max_streams", what);
+	return true;
+}
+
 struct uvt_stream *egress_accept(struct tsession *t, uint32_t id)
 {
-	struct egress *e = calloc(1, sizeof(*e));
+	struct egress *e;
 
+	if (streams_capped(t))
+		return NULL;
+	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
 	e->t = t;
@@ -241,6 +298,9 @@ struct uvt_stream *egress_accept(struct tsession *t, uint32_t id)
 	e->connect.data = e;
 	e->handles = 1;
 	t->streams++;
-	t->d->streams++;
+	t->open_streams++;
+	t->d->n.streams++;
+	uv_timer_start(&e->timer, request_timeout,
+		       (uint64_t)t->d->cfg->tunnel.stream_open_timeout * 1000, 0);
 	return e->stream;
 }

@@ -21,7 +21,6 @@
 #include "posternd.h"
 #include "print_nft.h"
 #include "privdrop.h"
-#include "psk.h"
 #include "secmem.h"
 #include "secrets.h"
 
@@ -31,74 +30,6 @@
 #define STATUS_MIN_INTERVAL_MS 100
 #define STATE_NAME "knock.state"
 #define STATE_DIR_DEFAULT "/var/lib/postern"
-
-static bool same(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* Whether a reload can read this source again, or must keep the running
- * value: a PSK from the environment or a passphrase is gone once read
- * (posternd takes it out of its environment), and a file only root may
- * read is out of reach once posternd runs as its user. */
-static bool psk_rereadable(const struct psk_source *p)
-{
-	return p->kind == PSK_CREDENTIAL ||
-	       (p->kind == PSK_FILE && access(p->value, R_OK) == 0);
-}
-
-static bool key_rereadable(const struct server_config *cfg)
-{
-	return cfg->private_key_credential || access(cfg->private_key_file, R_OK) == 0;
-}
-
-/* The key and PSK of cfg, into secure memory. At a reload (running set),
- * a source that is the running one and cannot be read again keeps the
- * running value; *kept says which did. */
-static struct secrets *load_secrets(const struct server_config *cfg,
-				    const struct server_config *running,
-				    const struct knock_keys *keys,
-				    const char **kept, char *err)
-{
-	bool same_key = running && same(cfg->private_key_credential,
-					running->private_key_credential) &&
-			same(cfg->private_key_file, running->private_key_file);
-	bool same_psk = running && cfg->psk.kind == running->psk.kind &&
-			same(cfg->psk.value, running->psk.value);
-	bool keep_key = same_key && !key_rereadable(cfg);
-	bool keep_psk = same_psk && !psk_rereadable(&cfg->psk);
-	struct secrets *sec;
-	uint8_t priv[KEY_LEN];
-
-	*kept = keep_key && keep_psk ? "key and PSK kept (they cannot be read again)" :
-		keep_key ? "key kept (it cannot be read again), PSK read again" :
-		keep_psk ? "key read again, PSK kept (it cannot be read again)" :
-		"key and PSK read again";
-	if (!keep_key && !keep_psk)
-		return secrets_load_server(cfg, err, ERR_LEN);
-	if (!(sec = secmem_alloc(sizeof(*sec)))) {
-		snprintf(err, ERR_LEN, "out of memory");
-		return NULL;
-	}
-	if (keep_key) {
-		sec->key = keys->server;
-	} else if (!server_config_load_key(cfg, priv, err, ERR_LEN) ||
-		   !noise_keypair_init(&sec->key, priv)) {
-		if (!err[0])
-			snprintf(err, ERR_LEN, "not a usable private key");
-		wipe(priv, sizeof(priv));
-		secrets_free(sec);
-		return NULL;
-	}
-	wipe(priv, sizeof(priv));
-	if (keep_psk)
-		memcpy(sec->psk, keys->psk, KEY_LEN);
-	else if (!psk_load(sec->psk, &cfg->psk, err, ERR_LEN)) {
-		secrets_free(sec);
-		return NULL;
-	}
-	return sec;
-}
 
 /* knock.state_file, else knock.state in the directory systemd made for
  * the unit (StateDirectory=), else in /var/lib/postern. */
@@ -178,6 +109,24 @@ static void notify_status(struct posternd *d)
 		   (unsigned long long)udrop, (unsigned long long)d->qstats.enobufs);
 }
 
+/* The key and PSK a reload to cfg uses: see secrets_reload_server. */
+static struct secrets *reload_secrets(struct posternd *d,
+				      const struct server_config *cfg,
+				      const char **kept, char *err)
+{
+	struct secrets *current = secmem_alloc(sizeof(*current)), *sec;
+
+	if (!current) {
+		snprintf(err, ERR_LEN, "out of memory");
+		return NULL;
+	}
+	current->key = d->verifier.keys->server;
+	memcpy(current->psk, d->verifier.keys->psk, KEY_LEN);
+	sec = secrets_reload_server(cfg, d->cfg, current, kept, err, ERR_LEN);
+	secrets_free(current);
+	return sec;
+}
+
 /* What a reload may not change while running. NULL if nothing. */
 static const char *fixed_option(const struct server_config *old,
 				const struct server_config *cfg)
@@ -209,7 +158,7 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 		return false;
 	if ((fixed = fixed_option(d->cfg, cfg)))
 		snprintf(err, ERR_LEN, "%s changed; restart posternd to change it", fixed);
-	else if ((sec = load_secrets(cfg, d->cfg, d->verifier.keys, kept, err)) &&
+	else if ((sec = reload_secrets(d, cfg, kept, err)) &&
 		 posternd_check_sets(d, cfg, &s4, &s6, err)) {
 		ok = posternd_refusals_init(&refusals, cfg) &&
 		     knock_verifier_reload(&d->verifier, cfg, &sec->key, sec->psk);
@@ -444,7 +393,6 @@ int main(int argc, char *argv[])
 	struct secrets *sec = NULL;
 	struct privdrop priv;
 	char err[ERR_LEN] = "", state_buf[4096];
-	const char *kept;
 	const char *state;
 	bool test = false, print = false;
 	int c, status = 1;
@@ -480,7 +428,7 @@ int main(int argc, char *argv[])
 		return 0;
 	}
 	state = state_path(d.cfg, state_buf, sizeof(state_buf));
-	if (!(sec = load_secrets(d.cfg, NULL, NULL, &kept, err)) ||
+	if (!(sec = secrets_load_server(d.cfg, err, sizeof(err))) ||
 	    !privdrop_init(&priv, d.cfg->user, d.config_path, err, sizeof(err)) ||
 	    !(d.nft = nft_conn_open(err, sizeof(err))) ||
 	    !posternd_check_sets(&d, d.cfg, &d.set4, &d.set6, err))

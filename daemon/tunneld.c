@@ -21,7 +21,8 @@
 
 #define PROG_NAME "postern-tunneld"
 #define ERR_LEN 512
-#define STATUS_INTERVAL_MS 5000
+#define STATUS_INTERVAL_MS 1000
+#define WATCHDOG_EVERY 5		/* status ticks */
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -67,73 +68,96 @@ static bool listen_all(struct tunneld *d, char *err)
 	return true;
 }
 
-static unsigned int count_sessions(const struct tunneld *d)
-{
-	unsigned int n = 0;
-
-	for (const struct tsession *t = d->sessions; t; t = t->next)
-		n += t->established && !t->conn.ended;
-	return n;
-}
-
 static void notify_status(struct tunneld *d)
 {
-	sd_notifyf(0, "STATUS=sessions %u, handshakes %u, accepted %llu, refused %llu, "
-		   "streams %llu",
-		   count_sessions(d), d->pending, (unsigned long long)d->accepted,
-		   (unsigned long long)d->refused, (unsigned long long)d->streams);
+	const struct tunneld_counts *n = &d->n;
+	char status[512];
+	static char last[512];
+
+	snprintf(status, sizeof(status), "STATUS=sessions %u, handshakes %u, "
+		 "accepted %llu, refused %llu, unconfirmed %llu, evicted %llu "
+		 "per source + %llu total, sessions refused %llu, replaced %llu, "
+		 "streams %llu, refused %llu, timed out %llu",
+		 d->established, d->pending, (unsigned long long)n->accepted,
+		 (unsigned long long)n->refused, (unsigned long long)n->unconfirmed,
+		 (unsigned long long)n->evicted_source,
+		 (unsigned long long)n->evicted_total,
+		 (unsigned long long)n->sessions_refused,
+		 (unsigned long long)n->sessions_replaced,
+		 (unsigned long long)n->streams,
+		 (unsigned long long)n->streams_refused,
+		 (unsigned long long)n->stream_timeouts);
+	/* Every second, but only what changed: an idle daemon stays quiet. */
+	if (strcmp(status, last) == 0)
+		return;
+	memcpy(last, status, sizeof(last));
+	sd_notify(0, status);
 }
 
 static void on_status_timer(uv_timer_t *t)
 {
+	static unsigned int ticks;
 	struct tunneld *d = t->data;
 
 	notify_status(d);
-	sd_notify(0, "WATCHDOG=1");
+	if (++ticks % WATCHDOG_EVERY == 0)
+		sd_notify(0, "WATCHDOG=1");
 }
 
-/* Close the sessions of clients the new list no longer has, or whose
- * key has expired. */
-static void drop_removed_clients(struct tunneld *d)
+static bool same_listen(const struct tunnel_config *a, const struct tunnel_config *b)
 {
-	struct tsession *t, *next;
-
-	for (t = d->sessions; t; t = next) {
-		next = t->next;
-		if (!t->established || t->conn.ended)
-			continue;
-		t->client = server_config_find_client(d->cfg, t->client_pub);
-		if (!t->client) {
-			log_msg(LOG_NOTICE, "closing the tunnel of %s (%s): client removed",
-				t->client_name, t->src);
-			tsession_close(t, "client removed");
-		}
-	}
+	if (a->n_listen != b->n_listen)
+		return false;
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen[i], b->listen[i]))
+			return false;
+	return true;
 }
 
+/*
+ * SIGHUP: the new configuration, private key and PSK are all loaded
+ * before any takes effect; if one fails, the old three stay. Then
+ * sessions of clients removed or expired close, and the others keep their
+ * transport keys; new handshakes use the new key and PSK. Listen
+ * addresses change only at a restart.
+ */
 static void reload(struct tunneld *d)
 {
 	char err[ERR_LEN];
-	struct server_config *cfg = server_config_new(d->config_path, err, ERR_LEN);
+	struct server_config *cfg, *old;
+	struct secrets *keys = NULL, *old_keys;
+	struct tsession *t, *next;
+	const char *kept = "";
 
 	sd_notify(0, "RELOADING=1");
-	if (!cfg) {
-		log_msg(LOG_ERR, "reload failed, keeping the running configuration: %s", err);
-	} else {
-		/* Listen addresses and keys stay as they are until a restart. */
-		struct server_config *old = d->cfg;
-
-		d->cfg = cfg;
-		drop_removed_clients(d);
-		/* Sessions hold client names by value; pending handshakes
-		 * look clients up again when they finish. */
-		for (struct tsession *t = d->sessions; t; t = t->next)
-			if (!t->established)
-				t->client = NULL;
-		server_config_delete(old);
-		log_event(LOG_NOTICE, "daemon_reload", (const char *const[]){ NULL },
-			  "reloaded %s: %zu clients", d->config_path, cfg->n_clients);
+	cfg = server_config_new(d->config_path, err, ERR_LEN);
+	if (cfg)
+		keys = secrets_reload_server(cfg, d->cfg, d->keys, &kept, err, ERR_LEN);
+	if (!keys) {
+		log_msg(LOG_ERR, "reload failed, keeping the running configuration, "
+			"key and PSK: %s", err);
+		server_config_delete(cfg);
+		sd_notify(0, "READY=1");
+		return;
 	}
+	if (!same_listen(&d->cfg->tunnel, &cfg->tunnel))
+		log_msg(LOG_WARNING, "reload: tunnel.listen changed; it takes "
+			"effect at a restart");
+	old = d->cfg;
+	old_keys = d->keys;
+	d->cfg = cfg;
+	d->keys = keys;
+	/* Sessions hold the names and expiry of their clients by value. */
+	for (t = d->sessions; t; t = next) {
+		next = t->next;
+		tsession_recheck(t);
+	}
+	server_config_delete(old);
+	secrets_free(old_keys);
+	log_event(LOG_NOTICE, "daemon_reload", (const char *const[]){ NULL },
+		  "reloaded %s: %zu clients; %s", d->config_path, cfg->n_clients,
+		  kept);
+	notify_status(d);
 	sd_notify(0, "READY=1");
 }
 
@@ -160,11 +184,11 @@ static void drain(struct tunneld *d, uv_timer_t *drain_timer)
 	d->draining = true;
 	sd_notify(0, "STOPPING=1");
 	log_event(LOG_INFO, "daemon_stop", (const char *const[]){ NULL },
-		  "draining %u sessions", count_sessions(d));
+		  "draining %u sessions", d->established);
 	stop_listening(d);
 	for (t = d->sessions; t; t = next) {
 		next = t->next;
-		if (!t->established)
+		if (t->state != TS_ESTABLISHED)
 			tsession_close(t, "shutting down");
 		else if (!t->conn.ended) {
 			yamux_goaway(t->conn.sess->mux, YAMUX_GOAWAY_NORMAL);

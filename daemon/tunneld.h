@@ -11,12 +11,23 @@
 #include "secrets.h"
 #include "uv_tunnel.h"
 
-#define HANDSHAKE_TIMEOUT_MS 5000
-#define MAX_PENDING_HANDSHAKES 64
 #define EGRESS_TIMEOUT_MS 5000
 #define DRAIN_TIMEOUT_MS 10000
 
 struct tsession;
+
+/* Counters for STATUS=: what the caps and timeouts did. */
+struct tunneld_counts {
+	uint64_t accepted;		/* sessions confirmed */
+	uint64_t refused;		/* handshakes failed or refused */
+	uint64_t unconfirmed;		/* message 2 sent, nothing valid after */
+	uint64_t evicted_source;	/* oldest pending of a source, for a newer */
+	uint64_t evicted_total;		/* oldest pending of all, for a newer */
+	uint64_t sessions_refused;	/* max_sessions reached */
+	uint64_t sessions_replaced;	/* oldest of a key, max_sessions_per_client */
+	uint64_t streams, streams_refused, stream_timeouts;
+	uint64_t bytes_in, bytes_out;
+};
 
 struct tunneld {
 	uv_loop_t *loop;
@@ -26,10 +37,26 @@ struct tunneld {
 	uv_tcp_t *listeners;
 	size_t n_listeners;
 	struct tsession *sessions;	/* every accepted connection */
-	unsigned int pending;		/* of them, still in the handshake */
+	struct tsession *pending_head, *pending_tail;	/* oldest first */
+	unsigned int pending;		/* in that list */
+	unsigned int established;	/* confirmed sessions, not ended */
 	bool draining;
-	/* counters for STATUS= */
-	uint64_t accepted, refused, streams, bytes_in, bytes_out;
+	struct tunneld_counts n;
+};
+
+enum tsession_state {
+	TS_HELLO,			/* waiting for message 1 */
+	TS_UNCONFIRMED,			/* message 2 sent: waiting for a valid
+					 * transport message */
+	TS_ESTABLISHED,			/* the client proved its keys */
+	TS_CLOSING,
+};
+
+/* The per-source key of the handshake caps: an IPv4 address, or the /64
+ * of an IPv6 one (one host usually holds a whole /64). */
+struct source_key {
+	uint8_t family;
+	uint8_t addr[8];
 };
 
 /* A TCP connection: first the handshake, then an established session. */
@@ -37,21 +64,45 @@ struct tsession {
 	struct uvt_conn conn;		/* first: its tcp is the socket */
 	struct tunneld *d;
 	struct tsession *next, **pprev;
-	bool established, closing;
-	struct tunnel_reader *reader;	/* during the handshake only */
+	struct tsession *pending_next, *pending_prev;
+	enum tsession_state state;
+	bool started;			/* conn runs a session */
+	bool confirmed;			/* reached TS_ESTABLISHED */
+	bool quiet;			/* closed for a cap: counted, not logged */
+	struct tunnel_reader *reader;	/* during TS_HELLO only */
 	struct tunnel_handshake hs;
-	uv_timer_t timer;		/* handshake timeout */
-	const struct client_entry *client;	/* once the key is known */
+	uv_timer_t timer;		/* handshake timeout, then expiry */
 	uint8_t client_pub[KEY_LEN];
-	char client_name[65];
+	char client_name[65];		/* claimed until TS_ESTABLISHED */
+	int64_t expires_at;		/* of the client, once established */
 	char src[64];
+	struct source_key source;
 	uint64_t started_ms;
-	unsigned int streams;
+	unsigned int streams, open_streams;
+	bool streams_capped_logged, stream_timeout_logged;
 };
 
 /* daemon/tunnel_session.c */
 void tsession_accept(struct tunneld *d, uv_stream_t *listener);
 void tsession_close(struct tsession *t, const char *why);
+/* Close a pending handshake for a newer one: counted, logged at most once
+ * a minute per source and reason. */
+void tsession_evict(struct tsession *t, const char *reason);
+/* After a reload: drop a session whose client is gone or expired, re-arm
+ * the expiry of the others. */
+void tsession_recheck(struct tsession *t);
+bool tsession_expired(const struct tsession *t);
+
+/* daemon/pending.c: pending handshakes, capped per source and in total. */
+void pending_admit(struct tunneld *d, struct tsession *t);
+void pending_remove(struct tunneld *d, struct tsession *t);
+void source_key_of(const struct sockaddr_storage *sa, struct source_key *k);
+
+/* daemon/limit_log.c: at most one line a minute per reason and source,
+ * with the count of those not logged. True: log now; *suppressed is how
+ * many were not logged since the last line. */
+bool limit_log_allow(const char *reason, const struct source_key *src,
+		     uint64_t now_ms, uint64_t *suppressed);
 
 /* daemon/egress.c: a stream the client opened. */
 struct uvt_stream *egress_accept(struct tsession *t, uint32_t id);

@@ -188,6 +188,7 @@ while True:
     c.sendall(b)' "$SERVER4" &
 ECHO_PID=$!
 PIDS+=($ECHO_PID)
+wait_for 5 bash -c "ip netns exec $NS_S ss -ltn | grep -q '$SERVER4:8443 '"
 knock_from 198.51.100.200
 check "a knock opens for the connection" wait_for 3 set_has 198.51.100.200
 coproc CONN { in_client python3 -u -c '

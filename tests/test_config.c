@@ -237,6 +237,14 @@ static void server_defaults(void **state)
 	assert_string_equal(c.tunnel.listen[1], "[::]:8443");
 	assert_int_equal(c.tunnel.n_egress, 1);
 	assert_int_equal(c.tunnel.egress[0], 22);
+	assert_int_equal(c.tunnel.handshake_timeout, 5);
+	assert_int_equal(c.tunnel.max_handshakes, 64);
+	assert_int_equal(c.tunnel.max_handshakes_per_source, 8);
+	assert_int_equal(c.tunnel.max_sessions, 256);
+	assert_int_equal(c.tunnel.max_sessions_per_client, 4);
+	assert_int_equal(c.tunnel.max_streams, 256);
+	assert_int_equal(c.tunnel.stream_open_timeout, 10);
+	assert_int_equal(c.tunnel.stream_buffer, 1048576);
 	assert_int_equal(c.n_clients, 0);
 	server_config_free(&c);
 }
@@ -489,6 +497,11 @@ static void date_errors(void **state)
 		"2027-02-29", "2027-13-01", "2027-00-10", "2027-6-30",
 		"2028-02-30", "2027-04-31", "1969-12-31", "2027-06-30x",
 		"27-06-30", "2027/06/30", "",
+		"2027-06-30T12:00:00", "2027-06-30T24:00:00Z",
+		"2027-06-30T12:60:00Z", "2027-06-30T12:00:60Z",
+		"2027-06-30 12:00:00Z", "2027-06-30T12:00:00.5Z",
+		"2027-06-30T12:00:00+2:00", "2027-06-30T12:00:00+24:00",
+		"2027-06-30T12:00Z", "2027-06-30T",
 	};
 	struct server_config c;
 	char text[256], err[512];
@@ -499,7 +512,7 @@ static void date_errors(void **state)
 		snprintf(text, sizeof(text), "client \"alice\" {\n  public_key = "
 			 K1 "\n  expires = \"%s\"\n}\n", bad[i]);
 		server_fails(text, 3, "client \"alice\": expires: not a valid "
-			     "date (expected YYYY-MM-DD)");
+			     "date (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)");
 	}
 	/* A leap day is a day, through its end. */
 	conf("client \"alice\" {\n  public_key = " K1 "\n"
@@ -511,6 +524,60 @@ static void date_errors(void **state)
 	assert_int_equal(c.clients[0].expires_at, 1835481600);
 	assert_int_equal(c.clients[1].expires_at, 86400);
 	server_config_free(&c);
+}
+
+/* An RFC 3339 timestamp is the first instant refused, to the second. */
+static void timestamp_expiry(void **state)
+{
+	struct server_config c;
+	char err[512];
+
+	(void)state;
+	conf("client \"alice\" {\n  public_key = " K1 "\n"
+	     "  expires = \"2027-06-30T12:00:00Z\"\n}\n"
+	     "client \"bob\" {\n  public_key = " K2 "\n"
+	     "  expires = \"2027-06-30T14:30:05+02:30\"\n}\n"
+	     "client \"carol\" {\n  public_key = " K3 "\n"
+	     "  expires = \"2027-06-30t00:00:00-01:00\"\n}\n");
+	if (!server_config_load(&c, conf_path, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.clients[0].expires_at, 1814356800);
+	assert_int_equal(c.clients[1].expires_at, 1814356805);
+	assert_int_equal(c.clients[2].expires_at, 1814317200);
+	assert_false(client_expired(&c.clients[0], 1814356799));
+	assert_true(client_expired(&c.clients[0], 1814356800));
+	server_config_free(&c);
+}
+
+static void tunnel_limits(void **state)
+{
+	struct server_config c;
+	char err[512];
+
+	(void)state;
+	conf("tunnel {\n  handshake_timeout = 2\n  max_handshakes = 10\n"
+	     "  max_handshakes_per_source = 3\n  max_sessions = 7\n"
+	     "  max_sessions_per_client = 1\n  max_streams = 5\n"
+	     "  stream_open_timeout = 4\n  stream_buffer = 262144\n}\n");
+	if (!server_config_load(&c, conf_path, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(c.tunnel.handshake_timeout, 2);
+	assert_int_equal(c.tunnel.max_handshakes, 10);
+	assert_int_equal(c.tunnel.max_handshakes_per_source, 3);
+	assert_int_equal(c.tunnel.max_sessions, 7);
+	assert_int_equal(c.tunnel.max_sessions_per_client, 1);
+	assert_int_equal(c.tunnel.max_streams, 5);
+	assert_int_equal(c.tunnel.stream_open_timeout, 4);
+	assert_int_equal(c.tunnel.stream_buffer, 262144);
+	server_config_free(&c);
+	server_fails("tunnel {\n  handshake_timeout = 0\n}\n", 2,
+		     "tunnel: handshake_timeout: must be between 1 and 120");
+	server_fails("tunnel {\n  max_handshakes_per_source = 0\n}\n", 2,
+		     "tunnel: max_handshakes_per_source: must be between 1 and 100000");
+	server_fails("tunnel {\n  stream_buffer = 65536\n}\n", 2,
+		     "tunnel: stream_buffer: must be between 262144 and 16777216");
+	server_fails("tunnel {\n  max_streams = 65537\n}\n", 2,
+		     "tunnel: max_streams: must be between 1 and 65536");
 }
 
 static void psk_conflicts(void **state)
@@ -755,6 +822,8 @@ int main(void)
 		cmocka_unit_test(psk_conflicts),
 		cmocka_unit_test(private_key_credential),
 		cmocka_unit_test(file_errors),
+		cmocka_unit_test(timestamp_expiry),
+		cmocka_unit_test(tunnel_limits),
 		cmocka_unit_test(cli_full),
 		cmocka_unit_test(cli_errors),
 		cmocka_unit_test(default_path),

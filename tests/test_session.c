@@ -237,6 +237,73 @@ static void yamux_garbage_ends_session(void **state)
 	assert_true(session_output(server.s, wire, WIRE_MAX) > 0);
 }
 
+static int confirms;
+static bool confirm_answer;
+
+static bool count_confirm(void *user)
+{
+	assert_ptr_equal(user, &server);
+	assert_int_equal(server.stream, 0);	/* yamux saw nothing yet */
+	confirms++;
+	return confirm_answer;
+}
+
+/* The responder hears of the first message that decrypts, once, before
+ * yamux sees it: a SYN in that message is not yet a stream. */
+static void confirm_once_before_yamux(void **state)
+{
+	size_t n;
+
+	(void)state;
+	confirms = 0;
+	confirm_answer = true;
+	session_on_confirm(server.s, count_confirm, &server);
+	client.stream = yamux_open(client.s->mux);
+	n = session_output(client.s, wire, WIRE_MAX);
+	assert_int_equal(confirms, 0);
+	assert_int_equal(session_input(server.s, wire, n, 0), SESSION_OK);
+	assert_int_equal(confirms, 1);
+	assert_int_equal(server.stream, client.stream);
+	yamux_write(client.s->mux, client.stream, (const uint8_t *)"x", 1);
+	pump(70000, 70000);
+	assert_int_equal(confirms, 1);
+	assert_int_equal(server.got_len, 1);
+}
+
+/* A refusal: the message that would have opened a stream opens none. */
+static void refused_confirm_reaches_no_yamux(void **state)
+{
+	size_t n;
+
+	(void)state;
+	confirms = 0;
+	confirm_answer = false;
+	session_on_confirm(server.s, count_confirm, &server);
+	client.stream = yamux_open(client.s->mux);
+	n = session_output(client.s, wire, WIRE_MAX);
+	assert_int_equal(session_input(server.s, wire, n, 0), SESSION_E_REFUSED);
+	assert_int_equal(confirms, 1);
+	assert_int_equal(server.stream, 0);
+	assert_int_equal(session_output_pending(server.s), false);
+	assert_int_equal(session_input(server.s, wire, 1, 0), SESSION_E_REFUSED);
+}
+
+/* A message that does not decrypt confirms nothing. */
+static void no_confirm_without_a_valid_message(void **state)
+{
+	size_t n;
+
+	(void)state;
+	confirms = 0;
+	confirm_answer = true;
+	session_on_confirm(server.s, count_confirm, &server);
+	yamux_open(client.s->mux);
+	n = session_output(client.s, wire, WIRE_MAX);
+	wire[n - 1] ^= 1;
+	assert_int_equal(session_input(server.s, wire, n, 0), SESSION_E_DECRYPT);
+	assert_int_equal(confirms, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +313,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(replayed_message_ends_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(garbage_length_ends_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(yamux_garbage_ends_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(confirm_once_before_yamux, setup, teardown),
+		cmocka_unit_test_setup_teardown(refused_confirm_reaches_no_yamux, setup, teardown),
+		cmocka_unit_test_setup_teardown(no_confirm_without_a_valid_message, setup, teardown),
 	};
 
 	if (!crypto_init())

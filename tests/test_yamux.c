@@ -786,6 +786,35 @@ static void window_stays_for_a_bursty_reader(void **state)
 	assert_int_equal(rec(&server, id)->len, 16 * 256 * KIB);
 }
 
+/* A peer that answers pings late sets a round trip of 20 s, then sends
+ * 16 KiB every 10 ms: every window goes through the reader "within two
+ * round trips", but the peer never waited for credit. Its ping timing
+ * alone must not grow the window: credit stays what was consumed. */
+static void window_stays_for_a_late_ping_answer(void **state)
+{
+	struct yamux_config c = roomy(true), s = roomy(false);
+	static uint8_t chunk[16 * KIB];
+	size_t widest = 0;
+	uint32_t id;
+
+	(void)state;
+	start_pair(&c, &s);
+	measure_rtt(20000);
+	id = open_accepted();
+	for (int i = 0; i < 256; i++) {
+		size_t w = yamux_writable(client.s, id);
+
+		if (w > widest)
+			widest = w;
+		assert_int_equal(yamux_write(client.s, id, chunk, sizeof(chunk)),
+				 sizeof(chunk));
+		now += 10;
+		pump();
+	}
+	assert_int_equal(rec(&server, id)->len, 256 * sizeof(chunk));
+	assert_int_equal(widest, 256 * KIB);
+}
+
 static void window_stays_without_rtt(void **state)
 {
 	struct yamux_config c = roomy(true), s = roomy(false);
@@ -1457,6 +1486,7 @@ int main(void)
 		cmocka_unit_test_teardown(window_stays_for_a_slow_round, teardown),
 		cmocka_unit_test_teardown(window_stays_for_a_bursty_reader, teardown),
 		cmocka_unit_test_teardown(window_stays_without_rtt, teardown),
+		cmocka_unit_test_teardown(window_stays_for_a_late_ping_answer, teardown),
 		cmocka_unit_test_teardown(window_overrun_across_frames, teardown),
 		cmocka_unit_test(malformed_input),
 		cmocka_unit_test_teardown(goaway_error_ends_session, teardown),
