@@ -7,7 +7,7 @@ packages=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libgcrypt20-dev libconfuse-dev libsystemd-dev libuv1-dev
 	libmnl-dev libnftnl-dev libnetfilter-queue-dev libcmocka-dev
-	libcap-ng-dev
+	libcap-ng-dev libfaketime
 	scdoc wireguard-tools
 	golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev
 	golang-golang-x-crypto-dev python3
