@@ -310,7 +310,11 @@ static int test_config(struct posternd *d, const char *state)
 	char err[ERR_LEN];
 	struct replay_file *f = replay_file_open(state, err, sizeof(err));
 
-	if (!f)
+	if (!f && errno == ENOENT)
+		fprintf(stderr, "%s: note: the directory of %s is made at start "
+			"(by StateDirectory= under systemd, by posternd when it "
+			"starts as root)\n", PROG_NAME, state);
+	else if (!f)
 		fprintf(stderr, "%s: warning: %s: replay state would not survive a "
 			"restart\n", PROG_NAME, err);
 	replay_file_close(f);

@@ -42,11 +42,12 @@ struct replay_file *replay_file_open(const char *path, char *err, size_t err_len
 		f->tmp_name = NULL;
 	f->dirfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (f->dirfd < 0 || !f->tmp_name || !*f->name) {
-		snprintf(err, err_len, "state file %s: %s", path,
-			 !*f->name ? "not a file name" :
-			 f->dirfd < 0 ? strerror(errno) : "out of memory");
+		int e = !*f->name ? EINVAL : f->dirfd < 0 ? errno : ENOMEM;
+
+		snprintf(err, err_len, "state file %s: %s", path, strerror(e));
 		free(dir);
 		replay_file_close(f);
+		errno = e;	/* for the caller: ENOENT is a directory not made yet */
 		return NULL;
 	}
 	free(dir);

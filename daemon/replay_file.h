@@ -29,7 +29,8 @@ enum replay_load {
 struct replay_file;
 
 /* Open the directory of path (before dropping privileges is fine: the
- * directory is held open). NULL with err set when it cannot be opened. */
+ * directory is held open). NULL with err set, and errno, when it cannot
+ * be opened. */
 struct replay_file *replay_file_open(const char *path, char *err, size_t err_len);
 void replay_file_close(struct replay_file *f);
 const char *replay_file_path(const struct replay_file *f);
