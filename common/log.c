@@ -34,7 +34,6 @@ const struct log_event_type log_event_types[] = {
 	{ "stream_open",	"6bf09fe4d9ef4367a9dd0c5a1c911f16" },
 	{ "tunnel_unconfirmed",	"91292d3739114d019ba0ac3ae42942b3" },
 	{ "tunnel_evicted",	"d7ac9d9ed68f4db5a0c0e966c62faa0e" },
-	{ "tunnel_replaced",	"c75e07ee12aa466a9af8f732bdd01227" },
 	{ "tunnel_expired",	"5ad15158194b44da9e7c4bc7946d9d30" },
 	{ "tunnel_revoked",	"ffed87adbcf64ac5bbd5bc7c1db37704" },
 	{ "stream_refused",	"27dc4ba21b0444128900b6c6c2a0d59c" },

@@ -220,40 +220,13 @@ static bool refuse(struct tsession *t, const char *reason, const char *what)
 	return false;
 }
 
-static unsigned int sessions_of_key(struct tunneld *d, const uint8_t *pub,
-				    struct tsession **oldest)
+static unsigned int sessions_of_key(const struct tunneld *d, const uint8_t *pub)
 {
 	unsigned int n = 0;
 
-	*oldest = NULL;
-	for (struct tsession *s = d->sessions; s; s = s->next) {
-		if (s->state != TS_ESTABLISHED || memcmp(s->client_pub, pub, KEY_LEN))
-			continue;
-		n++;
-		if (!*oldest || s->started_ms < (*oldest)->started_ms)
-			*oldest = s;
-	}
+	for (const struct tsession *s = d->sessions; s; s = s->next)
+		n += s->state == TS_ESTABLISHED && !memcmp(s->client_pub, pub, KEY_LEN);
 	return n;
-}
-
-/* Room for one more session of this key: close its oldest (an admin's
- * laptop that changed address leaves its old tunnel behind). */
-static void make_room_for_key(struct tsession *t)
-{
-	struct tunneld *d = t->d;
-	struct tsession *old;
-	char msg[256];
-
-	while (sessions_of_key(d, t->client_pub, &old) >=
-	       d->cfg->tunnel.max_sessions_per_client) {
-		d->n.sessions_replaced++;
-		snprintf(msg, sizeof(msg), "closed for a newer one from %s: "
-			 "max_sessions_per_client (%u) reached", t->src,
-			 d->cfg->tunnel.max_sessions_per_client);
-		log_session(LOG_NOTICE, "tunnel_replaced", old,
-			    "max_sessions_per_client", msg);
-		uvt_conn_close(&old->conn);
-	}
 }
 
 /* The client's first transport message decrypted: it holds the keys. */
@@ -273,7 +246,14 @@ static bool session_authenticated(struct uvt_conn *c)
 	t->expires_at = e->expires_at;
 	if (tsession_expired(t))
 		return refuse(t, "expired", "client expired");
-	make_room_for_key(t);
+	/* A cap refuses the new session: it never ends one in use (a
+	 * laptop that moved leaves tunnels that keepalive closes). */
+	if (sessions_of_key(d, t->client_pub) >= d->cfg->tunnel.max_sessions_per_client) {
+		d->n.sessions_refused++;
+		snprintf(msg, sizeof(msg), "max_sessions_per_client (%u) reached",
+			 d->cfg->tunnel.max_sessions_per_client);
+		return refuse(t, "max_sessions_per_client", msg);
+	}
 	if (d->established >= d->cfg->tunnel.max_sessions) {
 		d->n.sessions_refused++;
 		snprintf(msg, sizeof(msg), "max_sessions (%u) reached",

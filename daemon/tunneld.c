@@ -76,14 +76,13 @@ static void notify_status(struct tunneld *d)
 
 	snprintf(status, sizeof(status), "STATUS=sessions %u, handshakes %u, "
 		 "accepted %llu, refused %llu, unconfirmed %llu, evicted %llu "
-		 "per source + %llu total, sessions refused %llu, replaced %llu, "
+		 "per source + %llu total, sessions refused %llu, "
 		 "streams %llu, refused %llu, timed out %llu",
 		 d->established, d->pending, (unsigned long long)n->accepted,
 		 (unsigned long long)n->refused, (unsigned long long)n->unconfirmed,
 		 (unsigned long long)n->evicted_source,
 		 (unsigned long long)n->evicted_total,
 		 (unsigned long long)n->sessions_refused,
-		 (unsigned long long)n->sessions_replaced,
 		 (unsigned long long)n->streams,
 		 (unsigned long long)n->streams_refused,
 		 (unsigned long long)n->stream_timeouts);

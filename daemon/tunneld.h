@@ -24,7 +24,6 @@ struct tunneld_counts {
 	uint64_t evicted_source;	/* oldest pending of a source, for a newer */
 	uint64_t evicted_total;		/* oldest pending of all, for a newer */
 	uint64_t sessions_refused;	/* max_sessions reached */
-	uint64_t sessions_replaced;	/* oldest of a key, max_sessions_per_client */
 	uint64_t streams, streams_refused, stream_timeouts;
 	uint64_t bytes_in, bytes_out;
 };

@@ -238,10 +238,10 @@ static void server_defaults(void **state)
 	assert_int_equal(c.tunnel.n_egress, 1);
 	assert_int_equal(c.tunnel.egress[0], 22);
 	assert_int_equal(c.tunnel.handshake_timeout, 5);
-	assert_int_equal(c.tunnel.max_handshakes, 64);
-	assert_int_equal(c.tunnel.max_handshakes_per_source, 8);
-	assert_int_equal(c.tunnel.max_sessions, 256);
-	assert_int_equal(c.tunnel.max_sessions_per_client, 4);
+	assert_int_equal(c.tunnel.max_handshakes, 1024);
+	assert_int_equal(c.tunnel.max_handshakes_per_source, 256);
+	assert_int_equal(c.tunnel.max_sessions, 1024);
+	assert_int_equal(c.tunnel.max_sessions_per_client, 128);
 	assert_int_equal(c.tunnel.max_streams, 256);
 	assert_int_equal(c.tunnel.stream_open_timeout, 10);
 	assert_int_equal(c.tunnel.stream_buffer, 1048576);

@@ -205,16 +205,17 @@ check "  ...logged and counted" bash -c '
 	grep -q "dave .*: stream reset: no open request within 2 s" tunneld.log &&
 	wait_for 3 status_has "timed out 1"'
 
-# 10: sessions per client (2): a third tunnel of alice closes her oldest.
+# 10: sessions per client (2): a third tunnel of alice is refused; her
+# two open ones go on.
 peer alice.key psk streams 1 $EPORT 12 > a1.out & A1=$!
 wait_for 5 grep -q up a1.out
 peer alice.key psk streams 1 $EPORT 10 > a2.out & A2=$!
 wait_for 5 grep -q up a2.out
 sleep 0.5
 peer alice.key psk streams 1 $EPORT 8 > a3.out & A3=$!
-check "a third tunnel of alice: her first is closed" bash -c \
-	'wait_for 5 grep -q "closed for a newer one from .*max_sessions_per_client (2) reached" tunneld.log'
-check "  ...counted" wait_for 3 status_has "replaced 1,"
+check "a third tunnel of alice is refused" bash -c \
+	'wait_for 5 grep -q "refused: max_sessions_per_client (2) reached" tunneld.log'
+check "  ...counted" wait_for 3 status_has "sessions refused 1,"
 
 # 10: sessions in total (3): alice 2 + bob 1 = 3; dave is refused.
 peer bob.key psk streams 1 $EPORT 6 > b1.out & B1=$!
@@ -225,10 +226,10 @@ check "a 4th session past max_sessions (3) is refused" bash -c '
 		'"$SERVER4 $TPORT"' streams 1 '"$EPORT"' 3); echo "$out"; echo "$out" | grep -q "ended"'
 check "  ...logged once, counted" bash -c '
 	[ "$(grep -c "claiming key of dave refused: max_sessions (3) reached" tunneld.log)" -eq 1 ] &&
-	wait_for 3 status_has "sessions refused 1,"'
+	wait_for 3 status_has "sessions refused 2,"'
 wait $A1 $A2 $A3 $B1
-check "  ...alice's first tunnel ended, the others were not touched" bash -c '
-	grep -q "ended" a1.out && ! grep -q "ended" a2.out && ! grep -q "ended" a3.out &&
+check "  ...alice's third tunnel ended, the open ones were not touched" bash -c '
+	grep -q "ended" a3.out && ! grep -q "ended" a1.out && ! grep -q "ended" a2.out &&
 	! grep -q "ended" b1.out'
 
 # 8: expiry while connected (a timer at the instant), and by a reload.
