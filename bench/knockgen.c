@@ -628,9 +628,10 @@ static int cmd_send(int argc, char *argv[])
 	if (!garbage && (!count || count > g.nframes))
 		count = g.nframes;
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	if (lat_ns)
-		return run_latency(&g, nl, timeout_ms, gap_ms, out);
-	return run_stream(&g, nl, rate, secs, count, timeout_ms);
+	c = lat_ns ? run_latency(&g, nl, timeout_ms, gap_ms, out) :
+		     run_stream(&g, nl, rate, secs, count, timeout_ms);
+	free(g.frames);
+	return c;
 }
 
 int main(int argc, char *argv[])

@@ -221,17 +221,22 @@ echo after >&"${CONN[1]}"
 read -t 15 -r reply <&"${CONN[0]}"
 check "the established connection outlived posternd" test "${reply:-}" = after
 in_server nft flush set inet postern allow4
-REPLAY0=$(count replay)
+# Replay every knock the killed posternd had accepted (its log says
+# which); one still queued when it died was never accepted, and would
+# rightly open once.
+REPLAY0=$(count replay) replayed=0
 for i in $(seq 1 8); do
+	grep -q "opened 198.51.100.$((209 + i)) port" posternd.log || continue
 	in_client "$CRAFT" -r "kept$i.knock" -b 198.51.100.$((229 + i)) $SERVER4 $KPORT
+	replayed=$((replayed + 1))
 done
 knock_from 198.51.100.250
 check "after the restart a fresh knock opens (the replays were read first)" \
 	wait_for 3 set_has 198.51.100.250
-check "  ...and no replayed knock opened anything" test "$(set_count)" -eq 1
-ACCEPTED_BEFORE_KILL=$(grep -c "opened 198.51.100.21[0-7] port" posternd.log)
-check "  ...every replay of a knock accepted before the kill counted as replay" \
-	wait_for 3 bash -c "[ \$(( \$(count replay) - $REPLAY0 )) -ge $ACCEPTED_BEFORE_KILL ]"
+check "  ...and none of the $replayed replayed knocks opened anything" test "$(set_count)" -eq 1
+ACCEPTED_BEFORE_KILL=$replayed
+check "  ...each was counted as a replay" \
+	wait_for 3 bash -c "[ \$(( \$(count replay) - $REPLAY0 )) -ge $replayed ]"
 echo "# kill -9: $ACCEPTED_BEFORE_KILL knocks accepted before the kill, replays refused: $(( $(count replay) - REPLAY0 ))"
 in_server nft flush set inet postern allow4
 
