@@ -213,18 +213,34 @@ fail:
 	return false;
 }
 
+static void state_error(struct posternd *d, const char *err)
+{
+	d->state_errors++;
+	log_error(d, THROTTLE_STATE, "state_error", err);
+}
+
 /* Before any gate opens: a restart must see every knock accepted. */
-static void save_state(struct posternd *d)
+static void record_state(struct posternd *d)
+{
+	struct replay_table *t = &d->verifier.replay;
+	char err[ERR_LEN];
+
+	if (d->state && (t->n_fresh || t->overflow) &&
+	    !replay_file_record(d->state, t, err, sizeof(err)))
+		state_error(d, err);
+}
+
+/* After the gate opened: a long journal is written whole again, and what
+ * was written is made durable. */
+static void settle_state(struct posternd *d)
 {
 	char err[ERR_LEN];
 
-	if (!d->state || !d->verifier.replay.dirty)
+	if (!d->state)
 		return;
-	if (replay_file_save(d->state, &d->verifier.replay, err, sizeof(err)))
-		return;
-	d->state_errors++;
-	d->verifier.replay.dirty = false;	/* tried; the next knock tries again */
-	log_error(d, THROTTLE_STATE, "state_error", err);
+	if (!replay_file_compact(d->state, &d->verifier.replay, err, sizeof(err)))
+		state_error(d, err);
+	replay_file_sync(d->state);
 }
 
 void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
@@ -236,7 +252,7 @@ void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
 
 	for (int i = 0; i < n; i++)
 		r[i] = knock_verify(&d->verifier, &pkts[i], &now, &dec[i]);
-	save_state(d);
+	record_state(d);
 	for (int i = 0; i < n; i++) {
 		if (r[i] == KNOCK_OK) {
 			if (open_gate(d, &dec[i]))
@@ -248,6 +264,5 @@ void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
 			log_refused(d, &dec[i], &pkts[i].src, r[i], &now);
 		}
 	}
-	if (d->state)
-		replay_file_sync(d->state);
+	settle_state(d);
 }

@@ -76,6 +76,11 @@ static void load_state(struct posternd *d)
 			  "gate", err);
 		break;
 	}
+	/* A fresh file with what was loaded, its journal folded in. */
+	if (!replay_file_rewrite(d->state, &d->verifier.replay, err, sizeof(err))) {
+		d->state_errors++;
+		log_event(LOG_ERR, "state_error", NULL, "%s", err);
+	}
 }
 
 static void notify_status(struct posternd *d)

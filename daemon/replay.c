@@ -88,7 +88,8 @@ bool replay_rekey(struct replay_table *t, const struct server_config *cfg,
 	t->keys = keys;
 	t->n_keys = cfg->n_clients;
 	t->cap = cap;
-	t->dirty = true;
+	t->n_fresh = 0;
+	t->overflow = true;
 	return true;
 }
 
@@ -120,32 +121,57 @@ static bool seen_before(const struct replay_key *k,
 	return false;
 }
 
+/* Remember s for key k, the oldest leaving for the floor when k holds
+ * cap already. */
+static void remember(struct replay_table *t, struct replay_key *k,
+		     const struct replay_seen *s)
+{
+	if (!k->seen && !(k->seen = calloc(t->cap, sizeof(*k->seen)))) {
+		/* No room to remember it: remember its timestamp instead.
+		 * Stricter, never looser. */
+		raise_floor(k, s->ts_ms);
+		return;
+	}
+	if (k->n_seen == t->cap)
+		drop_seen(k, oldest_seen(k));
+	k->seen[k->n_seen++] = *s;
+}
+
+static struct replay_key *key_of(struct replay_table *t, const uint8_t pub[KEY_LEN])
+{
+	for (size_t i = 0; i < t->n_keys; i++)
+		if (!memcmp(t->keys[i].pub, pub, KEY_LEN))
+			return &t->keys[i];
+	return NULL;
+}
+
+void replay_load_knock(struct replay_table *t, const uint8_t pub[KEY_LEN],
+		   const struct replay_seen *seen)
+{
+	struct replay_key *k = key_of(t, pub);
+
+	if (k && seen->ts_ms > k->floor_ms && !seen_before(k, seen->id))
+		remember(t, k, seen);
+}
+
 bool replay_accept(struct replay_table *t, size_t i, uint64_t ts,
 		   const uint8_t id[REPLAY_ID_LEN], uint64_t now,
 		   uint64_t window_ms)
 {
 	struct replay_key *k = &t->keys[i];
-	size_t before = k->n_seen;
+	struct replay_seen s = { .ts_ms = ts, .until_ms = now + 2 * window_ms };
 
 	age(k, now);
-	if (k->n_seen != before)
-		t->dirty = true;
 	if (ts <= k->floor_ms || seen_before(k, id))
 		return false;
-	if (!k->seen && !(k->seen = calloc(t->cap, sizeof(*k->seen)))) {
-		/* No room to remember it: remember its timestamp instead.
-		 * Stricter, never looser. */
-		raise_floor(k, ts);
-		t->dirty = true;
-		return true;
+	memcpy(s.id, id, REPLAY_ID_LEN);
+	remember(t, k, &s);
+	if (t->n_fresh < REPLAY_FRESH_MAX) {
+		memcpy(t->fresh[t->n_fresh].pub, k->pub, KEY_LEN);
+		t->fresh[t->n_fresh++].seen = s;
+	} else {
+		t->overflow = true;
 	}
-	if (k->n_seen == t->cap)
-		drop_seen(k, oldest_seen(k));
-	k->seen[k->n_seen].ts_ms = ts;
-	k->seen[k->n_seen].until_ms = now + 2 * window_ms;
-	memcpy(k->seen[k->n_seen].id, id, REPLAY_ID_LEN);
-	k->n_seen++;
-	t->dirty = true;
 	return true;
 }
 
@@ -164,28 +190,18 @@ bool replay_restore(struct replay_table *t, const uint8_t pub[KEY_LEN],
 		    uint64_t floor_ms, const struct replay_seen *seen,
 		    size_t n_seen)
 {
-	struct replay_key *k = NULL;
+	struct replay_key *k;
 
 	for (size_t j = 0; j < n_seen; j++)
 		if (seen[j].ts_ms <= floor_ms)
 			return false;
-	for (size_t i = 0; i < t->n_keys && !k; i++)
-		if (!memcmp(t->keys[i].pub, pub, KEY_LEN))
-			k = &t->keys[i];
-	if (!k)
+	if (!(k = key_of(t, pub)))
 		return true;
 	k->floor_ms = floor_ms;
 	k->n_seen = 0;
 	/* A smaller cap than the file was written with: the oldest knocks
 	 * go to the floor, as at a reload. */
-	for (size_t j = 0; j < n_seen; j++) {
-		if (!k->seen && !(k->seen = calloc(t->cap, sizeof(*k->seen)))) {
-			raise_floor(k, seen[j].ts_ms);
-			continue;
-		}
-		if (k->n_seen == t->cap)
-			drop_seen(k, oldest_seen(k));
-		k->seen[k->n_seen++] = seen[j];
-	}
+	for (size_t j = 0; j < n_seen; j++)
+		remember(t, k, &seen[j]);
 	return true;
 }

@@ -44,11 +44,22 @@ struct replay_key {
 	size_t n_seen;
 };
 
+/* A knock accepted since the journal was last taken (replay_take). */
+struct replay_fresh {
+	uint8_t pub[KEY_LEN];
+	struct replay_seen seen;
+};
+
+#define REPLAY_FRESH_MAX 256
+
 struct replay_table {
 	struct replay_key *keys;	/* one per client, in config order */
 	size_t n_keys;
 	size_t cap;			/* knocks remembered per key */
-	bool dirty;			/* changed since replay_clean() */
+	/* what a state file must add since it was last written */
+	struct replay_fresh fresh[REPLAY_FRESH_MAX];
+	size_t n_fresh;
+	bool overflow;			/* more than that, or a rekey: rewrite */
 };
 
 /* One key per client of cfg, with no history. */
@@ -56,7 +67,7 @@ bool replay_init(struct replay_table *t, const struct server_config *cfg,
 		 size_t cap);
 /* The same for a new client list, keeping the history of every key that
  * is still there; cap may change. False when out of memory (t is then as
- * it was). */
+ * it was). A state file must then be written whole (overflow). */
 bool replay_rekey(struct replay_table *t, const struct server_config *cfg,
 		  size_t cap);
 void replay_free(struct replay_table *t);
@@ -69,6 +80,12 @@ void replay_free(struct replay_table *t);
 bool replay_accept(struct replay_table *t, size_t i, uint64_t ts,
 		   const uint8_t id[REPLAY_ID_LEN], uint64_t now,
 		   uint64_t window_ms);
+
+/* Load one knock a state file's journal holds: key pub's, remembered
+ * until until_ms as if it had been accepted (a key the table does not
+ * have is ignored). */
+void replay_load_knock(struct replay_table *t, const uint8_t pub[KEY_LEN],
+		   const struct replay_seen *seen);
 
 /* The latest timestamp key i has accepted, or its floor; 0 if none. */
 uint64_t replay_last(const struct replay_table *t, size_t i);

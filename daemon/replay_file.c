@@ -15,12 +15,18 @@
 #define MAX_LINE (1 << 16)
 #define MAX_FILE (64 << 20)
 
+/* Journal lines past which the file is written whole again. */
+#define JOURNAL_MAX 4096
+
 struct replay_file {
 	char *path;
 	const char *name;	/* in path, after the directory */
 	char *tmp_name;
 	int dirfd;
-	int synced_fd;		/* the last save, until replay_file_sync */
+	int fd;			/* the file, for appending; -1: write it whole */
+	size_t journal;		/* lines appended since it was written whole */
+	bool unsynced_data;	/* appended or written since the last sync */
+	bool unsynced_dir;	/* renamed since the last sync */
 };
 
 struct replay_file *replay_file_open(const char *path, char *err, size_t err_len)
@@ -33,7 +39,7 @@ struct replay_file *replay_file_open(const char *path, char *err, size_t err_len
 		replay_file_close(f);
 		return NULL;
 	}
-	f->dirfd = f->synced_fd = -1;
+	f->dirfd = f->fd = -1;
 	slash = strrchr(dir, '/');
 	f->name = strrchr(f->path, '/') ? strrchr(f->path, '/') + 1 : f->path;
 	if (slash)
@@ -59,6 +65,8 @@ void replay_file_close(struct replay_file *f)
 	if (!f)
 		return;
 	replay_file_sync(f);
+	if (f->fd >= 0)
+		close(f->fd);
 	if (f->dirfd >= 0)
 		close(f->dirfd);
 	free(f->path);
@@ -169,6 +177,25 @@ static bool parse_key_line(struct replay_table *t, char *line,
 	return *p == '\0' && replay_restore(t, pub, floor_ms, seen, n);
 }
 
+/* One journal line, "+ KEY TS:ID", without its newline. */
+static bool parse_journal_line(struct replay_table *t, char *line,
+			       uint64_t until_ms)
+{
+	struct replay_seen seen;
+	uint8_t pub[KEY_LEN];
+	char *p = line + 2 + KEY_B64_LEN;
+
+	if (strncmp(line, "+ ", 2) != 0 || strlen(line) < 2 + KEY_B64_LEN + 2 ||
+	    *p != ' ')
+		return false;
+	*p++ = '\0';
+	if (!key_from_base64(pub, line + 2) || !parse_seen(&p, &seen, until_ms) ||
+	    *p != '\0')
+		return false;
+	replay_load_knock(t, pub, &seen);
+	return true;
+}
+
 bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
 		  char *err, size_t err_len)
 {
@@ -185,13 +212,21 @@ bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
 		char extra;
 
 		lineno++;
-		if (ended || n == 0 || line[n - 1] != '\n' || n > MAX_LINE) {
+		if (n > MAX_LINE) {
 			ok = false;
+			break;
+		}
+		/* A last journal line without its newline is an append that
+		 * a crash cut: nothing used it. */
+		if (line[n - 1] != '\n') {
+			ok = ended && lineno > 1;
 			break;
 		}
 		line[n - 1] = '\0';
 		if (lineno == 1) {
 			ok = strcmp(line, MAGIC) == 0;
+		} else if (ended) {
+			ok = parse_journal_line(t, line, until_ms);
 		} else if (sscanf(line, "end %zu%c", &end_n, &extra) == 1) {
 			ended = true;
 			ok = end_n == keys;
@@ -207,8 +242,8 @@ bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
 	if (!ok)
 		snprintf(err, err_len, "%u: %s", lineno,
 			 !seen ? "out of memory" : lineno == 1 ?
-			 "not a postern knock state file" :
-			 ended ? "text after the end line" : "malformed, or the file is cut short");
+			 "not a postern knock state file" : ended ?
+			 "not a journal line" : "malformed, or the file is cut short");
 	free(seen);
 	free(line);
 	return ok;
@@ -220,7 +255,6 @@ static void clear_history(struct replay_table *t)
 		t->keys[i].floor_ms = 0;
 		t->keys[i].n_seen = 0;
 	}
-	t->dirty = false;
 }
 
 /* The file, opened for reading, or NULL with errno set. */
@@ -265,7 +299,6 @@ enum replay_load replay_file_load(struct replay_file *f, struct replay_table *t,
 		clear_history(t);
 		return REPLAY_CORRUPT;
 	}
-	t->dirty = false;
 	return REPLAY_LOADED;
 }
 
@@ -284,8 +317,21 @@ static bool write_all(int fd, const char *buf, size_t len)
 	return true;
 }
 
-bool replay_file_save(struct replay_file *f, struct replay_table *t,
-		      char *err, size_t err_len)
+/* A state file that cannot be kept up to date is removed: stale state
+ * must not pass for whole after a restart. */
+static bool fail_write(struct replay_file *f, int e, char *err, size_t err_len)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	unlinkat(f->dirfd, f->tmp_name, 0);
+	unlinkat(f->dirfd, f->name, 0);
+	snprintf(err, err_len, "cannot write %s: %s", f->path, strerror(e));
+	return false;
+}
+
+bool replay_file_rewrite(struct replay_file *f, struct replay_table *t,
+			 char *err, size_t err_len)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -295,35 +341,68 @@ bool replay_file_save(struct replay_file *f, struct replay_table *t,
 
 	if (mem)
 		ok = fclose(mem) == 0 && ok;
-	replay_file_sync(f);
 	if (ok) {
 		fd = openat(f->dirfd, f->tmp_name,
-			    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+			    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
 		ok = fd >= 0 && write_all(fd, buf, len) &&
 		     renameat(f->dirfd, f->tmp_name, f->dirfd, f->name) == 0;
 		e = errno;
 	}
 	free(buf);
-	if (!ok) {
-		if (fd >= 0)
-			close(fd);
-		unlinkat(f->dirfd, f->tmp_name, 0);
-		/* Stale state must not pass for whole after a restart. */
-		unlinkat(f->dirfd, f->name, 0);
-		snprintf(err, err_len, "cannot write %s: %s", f->path, strerror(e));
-		return false;
-	}
-	f->synced_fd = fd;
-	t->dirty = false;
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = fd;
+	if (!ok)
+		return fail_write(f, e, err, err_len);
+	f->journal = 0;
+	f->unsynced_data = f->unsynced_dir = true;
+	t->n_fresh = 0;
+	t->overflow = false;
 	return true;
+}
+
+bool replay_file_record(struct replay_file *f, struct replay_table *t,
+			char *err, size_t err_len)
+{
+	char buf[REPLAY_FRESH_MAX * (KEY_B64_LEN + 64)], key[KEY_B64_LEN + 1];
+	size_t len = 0;
+
+	if (f->fd < 0 || t->overflow)
+		return replay_file_rewrite(f, t, err, err_len);
+	for (size_t i = 0; i < t->n_fresh; i++) {
+		const struct replay_seen *s = &t->fresh[i].seen;
+
+		key_to_base64(key, t->fresh[i].pub);
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "+ %s %" PRIu64 ":",
+					key, s->ts_ms);
+		for (size_t b = 0; b < REPLAY_ID_LEN; b++)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%02x",
+						s->id[b]);
+		buf[len++] = '\n';
+	}
+	/* One write: a crash leaves at most its last line cut short. */
+	if (len && !write_all(f->fd, buf, len))
+		return fail_write(f, errno, err, err_len);
+	f->journal += t->n_fresh;
+	f->unsynced_data |= t->n_fresh > 0;
+	t->n_fresh = 0;
+	return true;
+}
+
+bool replay_file_compact(struct replay_file *f, struct replay_table *t,
+			 char *err, size_t err_len)
+{
+	if (f->fd >= 0 && f->journal < JOURNAL_MAX)
+		return true;
+	return replay_file_rewrite(f, t, err, err_len);
 }
 
 void replay_file_sync(struct replay_file *f)
 {
-	if (f->synced_fd < 0)
-		return;
-	fdatasync(f->synced_fd);
-	close(f->synced_fd);
-	f->synced_fd = -1;
-	fsync(f->dirfd);
+	if (f->unsynced_data && f->fd >= 0)
+		fdatasync(f->fd);
+	if (f->unsynced_dir)
+		fsync(f->dirfd);
+	f->unsynced_data = f->unsynced_dir = false;
 }

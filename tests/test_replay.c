@@ -196,9 +196,9 @@ static void restart_keeps_refusing(void **state)
 	make(ahead, t.wall_ms + 20000);
 	k = packet(ahead);
 	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_OK);
-	assert_true(replay_file_save(f, &v.replay, err, sizeof(err)));
+	assert_true(replay_file_record(f, &v.replay, err, sizeof(err)));
 	replay_file_sync(f);
-	assert_false(v.replay.dirty);
+	assert_int_equal(v.replay.n_fresh, 0);
 	knock_verifier_free(&v);
 
 	/* the restart, 5 s later */
@@ -219,8 +219,8 @@ static void restart_keeps_refusing(void **state)
 	replay_file_close(f);
 }
 
-/* A save that cannot be written removes the old file: a restart then
- * falls back to the start floor instead of trusting stale state. */
+/* A write that fails removes the old file: a restart then falls back to
+ * the start floor instead of trusting stale state. */
 static void failed_save_removes_stale_state(void **state)
 {
 	char err[256], path[512], tmp[512];
@@ -237,19 +237,92 @@ static void failed_save_removes_stale_state(void **state)
 	assert_true(replay_init(&t, &cfg, 4));
 	id_of(id, 1);
 	assert_true(replay_accept(&t, 0, NOW, id, BOOT, WINDOW_MS));
-	assert_true(replay_file_save(f, &t, err, sizeof(err)));
+	assert_true(replay_file_record(f, &t, err, sizeof(err)));
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	/* a directory where the new file must go: the write fails */
+	/* a directory where the new file must go: writing it whole fails */
 	assert_int_equal(mkdir(tmp, 0700), 0);
 	id_of(id, 2);
 	assert_true(replay_accept(&t, 0, NOW + 1, id, BOOT, WINDOW_MS));
-	assert_false(replay_file_save(f, &t, err, sizeof(err)));
+	t.overflow = true;
+	assert_false(replay_file_record(f, &t, err, sizeof(err)));
 	assert_non_null(strstr(err, path));
 	assert_int_equal(stat(path, &st), -1);
 	rmdir(tmp);
-	assert_true(replay_file_save(f, &t, err, sizeof(err)));
+	/* the next record writes it whole again */
+	assert_true(replay_file_record(f, &t, err, sizeof(err)));
 	assert_int_equal(stat(path, &st), 0);
+	replay_file_close(f);
+	replay_free(&t);
+}
+
+/* Knocks accepted after the file was written go to its journal, one
+ * line each; a load reads both; a last line a crash cut is ignored, any
+ * other bad line makes the file corrupt; a long journal is folded in. */
+static void journal(void **state)
+{
+	char err[256], path[512], key[KEY_B64_LEN + 1];
+	struct replay_table t, u;
+	struct replay_file *f;
+	uint8_t id[REPLAY_ID_LEN];
+	struct stat st;
+	FILE *out;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/journal.state", temp_dir_path());
+	f = replay_file_open(path, err, sizeof(err));
+	assert_non_null(f);
+	assert_true(replay_init(&t, &cfg, 64));
+	assert_true(replay_file_rewrite(f, &t, err, sizeof(err)));
+	for (int i = 0; i < 3; i++) {
+		id_of(id, i);
+		assert_true(replay_accept(&t, 1, NOW + (uint64_t)i, id, BOOT, WINDOW_MS));
+	}
+	assert_true(replay_file_record(f, &t, err, sizeof(err)));
+	replay_file_sync(f);
+	assert_true(replay_init(&u, &cfg, 64));
+	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_LOADED);
+	assert_int_equal(u.keys[1].n_seen, 3);
+	replay_free(&u);
+
+	/* cut short by a crash: ignored */
+	key_to_base64(key, bob.pub);
+	out = fopen(path, "a");
+	fprintf(out, "+ %s 1800000000099:0011", key);
+	fclose(out);
+	assert_true(replay_init(&u, &cfg, 64));
+	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_LOADED);
+	assert_int_equal(u.keys[1].n_seen, 3);
+	replay_free(&u);
+	/* a whole line that is no journal line: corrupt */
+	out = fopen(path, "a");
+	fprintf(out, "\n+ junk\n");
+	fclose(out);
+	assert_true(replay_init(&u, &cfg, 64));
+	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_CORRUPT);
+	assert_int_equal(u.keys[1].n_seen, 0);
+	replay_free(&u);
+
+	/* 4,100 knocks later the journal is folded into the file */
+	assert_true(replay_file_rewrite(f, &t, err, sizeof(err)));
+	for (int i = 0; i < 4100; i++) {
+		id_of(id, i % 200);
+		id[1] = (uint8_t)(i >> 8);
+		assert_true(replay_accept(&t, 0, NOW + 10 + (uint64_t)i, id, BOOT, WINDOW_MS));
+		if (t.n_fresh == REPLAY_FRESH_MAX)
+			assert_true(replay_file_record(f, &t, err, sizeof(err)));
+	}
+	assert_true(replay_file_record(f, &t, err, sizeof(err)));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 4096 * 60);
+	assert_true(replay_file_compact(f, &t, err, sizeof(err)));
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < 8192);		/* two keys' lines */
+	assert_true(replay_init(&u, &cfg, 64));
+	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_LOADED);
+	assert_int_equal(u.keys[0].n_seen, 64);
+	assert_int_equal(u.keys[0].floor_ms, t.keys[0].floor_ms);
+	replay_free(&u);
 	replay_file_close(f);
 	replay_free(&t);
 }
@@ -300,6 +373,7 @@ int main(void)
 		cmocka_unit_test(corrupt_files),
 		cmocka_unit_test(restart_keeps_refusing),
 		cmocka_unit_test(failed_save_removes_stale_state),
+		cmocka_unit_test(journal),
 		cmocka_unit_test(forgotten_after_two_windows),
 		cmocka_unit_test(log_once_a_minute),
 	};
