@@ -29,8 +29,8 @@ static struct knock_keys *keys_new(const struct noise_keypair *server,
 
 	if (!k)
 		return NULL;
-	k->server = *server;
-	memcpy(k->psk, psk, KEY_LEN);
+	k->s.key = *server;
+	memcpy(k->s.psk, psk, KEY_LEN);
 	knock_mac1_key(key, server->pub, psk);
 	ok = keyed_blake2s_init(&k->mac1, key);
 	wipe(key, sizeof(key));
@@ -166,7 +166,7 @@ static enum knock_reason decide(struct knock_verifier *v,
 		return r;
 	if (!ratelimit_allow(&v->rl, &pkt->src, now->boot_ms))
 		return KNOCK_RATE_LIMITED;
-	r = knock_open(&v->keys->server, v->keys->psk, pkt->data, d->key, &p);
+	r = knock_open(&v->keys->s.key, v->keys->s.psk, pkt->data, d->key, &p);
 	if (r != KNOCK_OK)
 		return r;
 	d->authenticated = true;

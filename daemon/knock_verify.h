@@ -23,6 +23,7 @@
 #include "noise.h"
 #include "ratelimit.h"
 #include "replay.h"
+#include "secrets.h"
 
 /* Both clocks, read together. Knocks carry wall-clock timestamps; the
  * rate limiter and the start floor run on the clock that never steps, so
@@ -34,8 +35,7 @@ struct knock_clock {
 
 /* The secrets of a verifier, in memory of their own (secmem.h). */
 struct knock_keys {
-	struct noise_keypair server;
-	uint8_t psk[KEY_LEN];
+	struct secrets s;		/* the server's key pair and the PSK */
 	struct keyed_blake2s mac1;	/* keyed with the server's mac1 key */
 };
 

@@ -21,7 +21,6 @@
 #include "posternd.h"
 #include "print_nft.h"
 #include "privdrop.h"
-#include "secmem.h"
 #include "secrets.h"
 
 /* STATUS= goes out every second, and soon after a burst (at most ten
@@ -114,24 +113,6 @@ static void notify_status(struct posternd *d)
 		   (unsigned long long)udrop, (unsigned long long)d->qstats.enobufs);
 }
 
-/* The key and PSK a reload to cfg uses: see secrets_reload_server. */
-static struct secrets *reload_secrets(struct posternd *d,
-				      const struct server_config *cfg,
-				      const char **kept, char *err)
-{
-	struct secrets *current = secmem_alloc(sizeof(*current)), *sec;
-
-	if (!current) {
-		snprintf(err, ERR_LEN, "out of memory");
-		return NULL;
-	}
-	current->key = d->verifier.keys->server;
-	memcpy(current->psk, d->verifier.keys->psk, KEY_LEN);
-	sec = secrets_reload_server(cfg, d->cfg, current, kept, err, ERR_LEN);
-	secrets_free(current);
-	return sec;
-}
-
 /* What a reload may not change while running. NULL if nothing. */
 static const char *fixed_option(const struct server_config *old,
 				const struct server_config *cfg)
@@ -163,7 +144,8 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 		return false;
 	if ((fixed = fixed_option(d->cfg, cfg)))
 		snprintf(err, ERR_LEN, "%s changed; restart posternd to change it", fixed);
-	else if ((sec = reload_secrets(d, cfg, kept, err)) &&
+	else if ((sec = secrets_reload_server(cfg, d->cfg, &d->verifier.keys->s,
+						kept, err, ERR_LEN)) &&
 		 posternd_check_sets(d, cfg, &s4, &s6, err)) {
 		ok = posternd_refusals_init(&refusals, cfg) &&
 		     knock_verifier_reload(&d->verifier, cfg, &sec->key, sec->psk);
