@@ -173,6 +173,9 @@ void posternd_flush_logs(struct posternd *d, const struct knock_clock *now)
 	}
 }
 
+_Static_assert(CONFIG_MAX_OPEN <= NFT_MAX_ELEMENTS,
+	       "a client's open list must fit one nft_set_open batch");
+
 /* One nf_tables batch: target . port for every port the client may open. */
 static bool open_gate(struct posternd *d, const struct knock_decision *dec)
 {
