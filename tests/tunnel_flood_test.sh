@@ -8,7 +8,7 @@
 #      bound derived from the configured limits;
 #   3. postern-tunneld killed (-9) under a connected postern forward, with
 #      the gate closed meanwhile: the pool knocks again and reconnects.
-# Prints the daemon's RSS and CPU for docs/HARDENING-tunnel.md. No timing
+# Prints the daemon's RSS and CPU for docs/HARDENING.md. No timing
 # is asserted; every loop is bounded.
 #
 # usage: tunnel_flood_test.sh BUILD_DIR
