@@ -155,9 +155,10 @@ bad_case() {
 refused() {
 	local ok=true
 	new_src
-	craft && wait_for 3 set_has allow4 "$SRC" 8443 || ok=false
-	$ok && [ "$(set_count allow4)" -eq 2 ] && [ "$(set_count allow6)" -eq 0 ] &&
-		! set_has allow4 "$BAD" 8443 || ok=false
+	craft && wait_for 3 set_has allow4 "$SRC" 8443 || { ok=false; echo "  $SRC did not open"; }
+	$ok && { [ "$(set_count allow4)" -eq 2 ] && [ "$(set_count allow6)" -eq 0 ] &&
+		! set_has allow4 "$BAD" 8443 || { ok=false; echo "  sets hold more:"
+		in_server nft list set inet postern allow4 | grep -o "elements.*"; }; }
 	$ok && wait_for 3 bash -c '[ "$(count "$1")" -gt "$2" ]' _ "$REASON" "$BEFORE" || {
 		ok=false; echo "  $REASON: ${BEFORE:-?} → $(count "$REASON")"; }
 	flush_sets
