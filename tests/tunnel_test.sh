@@ -31,6 +31,7 @@ knock { port = $KPORT  open_seconds = 120  state_file = "state/knock.state" }
 tunnel {
 	listen = {"$SERVER4:$TPORT", "[$SERVER6]:$TPORT"}
 	egress = {22, $EPORT, 9}
+	max_handshakes_per_source = 8	# the cap the test below hits
 }
 client "alice" {
 	public_key = "$(cat alice.pub)"
@@ -140,7 +141,7 @@ check "garbage after the handshake (not Noise) is dropped" \
 check "a malformed yamux frame after the handshake is dropped" \
 	in_client "$PEER" -k alice.key -s "$(cat server.pub)" -p psk $SERVER4 $TPORT garbage yamux
 check "  ...and the server logged the protocol error" \
-	grep -q "closed: .*bad yamux version" tunneld.log
+	wait_for 3 grep -q "closed: .*bad yamux version" tunneld.log
 wait "$SURVIVOR"
 check "  ...while another session carried on" grep -q survivor-ok survivor.out
 
