@@ -746,6 +746,22 @@ static void window_grows_when_consumed_promptly(void **state)
 	assert_true(yamux_writable(client.s, id) <= 16 * MIB);
 }
 
+/* The receiver's max_window (postern-tunneld's stream_buffer) is where
+ * growth stops: a 1 MiB cap holds however fast the reader drains. */
+static void window_stops_at_max_window(void **state)
+{
+	struct yamux_config c = roomy(true), s = roomy(false);
+	uint32_t id;
+
+	(void)state;
+	s.max_window = 1 * MIB;
+	start_pair(&c, &s);
+	measure_rtt(40);
+	id = open_accepted();
+	assert_int_equal(stream_through(id, 32 * MIB, 0), 1 * MIB);
+	assert_true(yamux_writable(client.s, id) <= 1 * MIB);
+}
+
 /* A window's worth takes 100 ms to go round, 2.5 RTT: not grown. */
 static void window_stays_for_a_slow_round(void **state)
 {
@@ -1483,6 +1499,7 @@ int main(void)
 		cmocka_unit_test_teardown(many_streams, teardown),
 		cmocka_unit_test_teardown(window_blocks_writer, teardown),
 		cmocka_unit_test_teardown(window_grows_when_consumed_promptly, teardown),
+		cmocka_unit_test_teardown(window_stops_at_max_window, teardown),
 		cmocka_unit_test_teardown(window_stays_for_a_slow_round, teardown),
 		cmocka_unit_test_teardown(window_stays_for_a_bursty_reader, teardown),
 		cmocka_unit_test_teardown(window_stays_without_rtt, teardown),

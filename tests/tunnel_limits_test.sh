@@ -35,7 +35,7 @@ server_conf() {	# server_conf CAROL_EXPIRES BOB_EXPIRES
 private_key_file = "server.key"
 psk_file = "psk"
 tunnel {
-	listen = {"$SERVER4:$TPORT"}
+	listen = {"$SERVER4:$TPORT", "[$SERVER6]:$TPORT"}
 	egress = {$EPORT}
 	handshake_timeout = 4
 	max_handshakes = 12
@@ -77,7 +77,8 @@ import socket, sys, time
 src, host, port, n, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 socks = []
 for i in range(n):
-    s = socket.socket(); s.bind((src, 0)); s.connect((host, port)); s.setblocking(False)
+    s = socket.socket(socket.AF_INET6 if ":" in src else socket.AF_INET)
+    s.bind((src, 0)); s.connect((host, port)); s.setblocking(False)
     socks.append(s)
     time.sleep(0.05)	# arrival order is age order
 print("connected", n, flush=True)
@@ -97,6 +98,7 @@ while time.time() < end and len(closed) < n:
 print("closed", len(closed), flush=True)
 PY
 hold() { in_client python3 hold.py "$1" "$SERVER4" "$TPORT" "$2" "$3"; }
+hold6() { in_client python3 hold.py "$1" "$SERVER6" "$TPORT" "$2" "$3"; }
 
 start_bg "$NS_S" "$NOTIFY" "$TMP/notify" 170 > notify.log
 wait_for 5 test -S "$TMP/notify"
@@ -279,6 +281,25 @@ check "  ...and the old key and PSK still work" bash -c '
 	out=$(ip netns exec '"$NS_C"' '"$PEER"' -k alice.key -s "$(cat server.pub)" -p newpsk \
 		'"$SERVER4 $TPORT"' streams 1 '"$EPORT"' 1); echo "$out"; echo "$out" | grep -q "^ok 1"'
 cp server.key.good server.key
+
+# The per-source cap counts an IPv6 /64 as one source: 3 + 3 idle
+# connections from two addresses of one /64 and 3 from another /64, with
+# a cap of 4: exactly 2 pushed out (per address it would be none, all
+# together 5).
+for a in 2001:db8:51::a 2001:db8:51::b 2001:db8:77::1; do
+	ip -n "$NS_C" addr add "$a/64" dev veth-c nodad preferred_lft 0
+done
+ip -n "$NS_S" route add 2001:db8:77::/64 dev veth-s
+per_source() { status | grep -oE "evicted [0-9]+ per source" | grep -oE "[0-9]+"; }
+export -f per_source
+before=$(per_source)
+hold6 2001:db8:51::a 3 6 > v6a.out & V1=$!
+hold6 2001:db8:51::b 3 6 > v6b.out & V2=$!
+hold6 2001:db8:77::1 3 6 > v6c.out & V3=$!
+wait_for 5 grep -q connected v6c.out
+check "9 pending from two IPv6 /64s, cap 4: a /64 is one source (2 pushed out)" \
+	wait_for 5 bash -c "[ \"\$(per_source)\" -eq $((before + 2)) ]"
+wait $V1 $V2 $V3
 
 kill -TERM "$TUNNELD_PID"
 wait "$TUNNELD_PID"
