@@ -10,6 +10,25 @@
 #include "crypto.h"
 #include "log.h"
 
+/* LeakSanitizer scans the heap and globals for pointers, not pages from
+ * mmap: these are registered as roots, so that what they point to (a
+ * hash handle kept with a key) is not taken for a leak. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SECMEM_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SECMEM_LSAN 1
+#endif
+#endif
+#ifdef SECMEM_LSAN
+#include <sanitizer/lsan_interface.h>
+#define lsan_root(p, n) __lsan_register_root_region(p, n)
+#define lsan_unroot(p, n) __lsan_unregister_root_region(p, n)
+#else
+#define lsan_root(p, n) ((void)(p), (void)(n))
+#define lsan_unroot(p, n) ((void)(p), (void)(n))
+#endif
+
 /* At the start of each mapping; the caller's bytes follow it. */
 struct secmem_head {
 	size_t map_len;
@@ -62,6 +81,7 @@ void *secmem_alloc(size_t len)
 	h->locked = mlock(h, map_len) == 0;
 	if (!h->locked)
 		warn_unlocked(errno);
+	lsan_root(h, map_len);
 	return (char *)h + HEAD_LEN;
 }
 
@@ -78,6 +98,7 @@ void secmem_free(void *p)
 	map_len = h->map_len;
 	if (!map_len)
 		return;
+	lsan_unroot(h, map_len);
 	wipe(h, map_len);
 	munmap(h, map_len);
 }
