@@ -74,7 +74,7 @@ static const struct rule rules[] = {
 	{ "knock", "rate", CHECK_RANGE, 1, 1000 },
 	{ "knock", "burst", CHECK_RANGE, 1, 1000 },
 	{ "knock", "rate_sources", CHECK_RANGE, 16, 1 << 24 },
-	{ "knock", "replay_entries", CHECK_RANGE, 1, 4096 },
+	{ "knock", "replay_entries", CHECK_RANGE, 1, 1024 },
 	{ "tunnel", "listen", CHECK_ADDRESS, 0, 0 },
 	{ "tunnel", "egress", CHECK_RANGE, 1, 65535 },
 	{ "tunnel", "handshake_timeout", CHECK_RANGE, 1, 120 },

@@ -223,25 +223,30 @@ static void state_error(struct posternd *d, const char *err)
 }
 
 /* Before any gate opens: a restart must see every knock accepted. */
-static void record_state(struct posternd *d)
+static void record_state(struct posternd *d, const struct knock_clock *now)
 {
 	struct replay_table *t = &d->verifier.replay;
+	struct replay_header h;
 	char err[ERR_LEN];
 
-	if (d->state && (t->n_fresh || t->overflow) &&
-	    !replay_file_record(d->state, t, err, sizeof(err)))
+	if (!d->state || (!t->n_fresh && !t->overflow))
+		return;
+	knock_verifier_file_header(&d->verifier, now, &h);
+	if (!replay_file_record(d->state, t, &h, err, sizeof(err)))
 		state_error(d, err);
 }
 
 /* After the gate opened: a long journal is written whole again, and what
  * was written is made durable. */
-static void settle_state(struct posternd *d)
+static void settle_state(struct posternd *d, const struct knock_clock *now)
 {
+	struct replay_header h;
 	char err[ERR_LEN];
 
 	if (!d->state)
 		return;
-	if (!replay_file_compact(d->state, &d->verifier.replay, err, sizeof(err)))
+	knock_verifier_file_header(&d->verifier, now, &h);
+	if (!replay_file_compact(d->state, &d->verifier.replay, &h, err, sizeof(err)))
 		state_error(d, err);
 	replay_file_sync(d->state);
 }
@@ -255,7 +260,7 @@ void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
 
 	for (int i = 0; i < n; i++)
 		r[i] = knock_verify(&d->verifier, &pkts[i], &now, &dec[i]);
-	record_state(d);
+	record_state(d, &now);
 	for (int i = 0; i < n; i++) {
 		if (r[i] == KNOCK_OK) {
 			if (open_gate(d, &dec[i]))
@@ -267,5 +272,5 @@ void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
 			log_refused(d, &dec[i], &pkts[i].src, r[i], &now);
 		}
 	}
-	settle_state(d);
+	settle_state(d, &now);
 }

@@ -51,6 +51,7 @@ bool knock_verifier_init(struct knock_verifier *v,
 	v->start_boot_ms = now->boot_ms;
 	v->cfg = cfg;
 	if (!(v->keys = keys_new(server, psk)) ||
+	    !(v->recent = calloc(KNOCK_RECENT_SLOTS, sizeof(*v->recent))) ||
 	    !replay_init(&v->replay, cfg, cfg->knock.replay_entries) ||
 	    !init_ratelimit(&v->rl, &cfg->knock)) {
 		knock_verifier_free(v);
@@ -68,8 +69,11 @@ static bool same_limits(const struct knock_config *a, const struct knock_config 
 bool knock_verifier_reload(struct knock_verifier *v,
 			   const struct server_config *cfg,
 			   const struct noise_keypair *server,
-			   const uint8_t psk[KEY_LEN])
+			   const uint8_t psk[KEY_LEN],
+			   const struct knock_clock *now)
 {
+	uint64_t old_window = v->cfg->knock.window * 1000ull;
+	uint64_t new_window = cfg->knock.window * 1000ull;
 	bool new_limits = !same_limits(&v->cfg->knock, &cfg->knock);
 	struct knock_keys *keys = keys_new(server, psk);
 	struct ratelimit rl;
@@ -81,7 +85,8 @@ bool knock_verifier_reload(struct knock_verifier *v,
 		keys_free(keys);
 		return false;
 	}
-	if (!replay_rekey(&v->replay, cfg, cfg->knock.replay_entries)) {
+	if (!replay_rekey(&v->replay, cfg, cfg->knock.replay_entries, now->boot_ms,
+			  old_window > new_window ? old_window : new_window)) {
 		keys_free(keys);
 		if (new_limits)
 			ratelimit_free(&rl);
@@ -94,12 +99,18 @@ bool knock_verifier_reload(struct knock_verifier *v,
 	keys_free(v->keys);
 	v->keys = keys;
 	v->cfg = cfg;
+	/* Client indices changed: the fast path starts afresh. */
+	memset(v->recent, 0, KNOCK_RECENT_SLOTS * sizeof(*v->recent));
+	if (new_window > old_window && now->wall_ms > old_window)
+		replay_raise_floor(&v->replay, now->wall_ms - old_window,
+				   now->boot_ms + 2 * new_window);
 	return true;
 }
 
 void knock_verifier_free(struct knock_verifier *v)
 {
 	keys_free(v->keys);
+	free(v->recent);
 	replay_free(&v->replay);
 	ratelimit_free(&v->rl);
 	wipe(v, sizeof(*v));
@@ -111,6 +122,72 @@ uint64_t knock_verifier_start_floor(const struct knock_verifier *v,
 	uint64_t up = now->boot_ms - v->start_boot_ms;
 
 	return now->wall_ms > up ? now->wall_ms - up : 0;
+}
+
+void knock_verifier_file_header(const struct knock_verifier *v,
+				const struct knock_clock *now,
+				struct replay_header *h)
+{
+	const struct replay_floor *f = &v->replay.floor;
+	uint64_t window = v->cfg->knock.window * 1000ull;
+
+	memset(h, 0, sizeof(*h));
+	h->window_s = v->cfg->knock.window;
+	if (now->boot_ms <= f->until_ms) {
+		h->floor_wall_ms = f->wall_ms;
+		h->floor_expires_ms = now->wall_ms + (f->until_ms - now->boot_ms);
+	}
+	if (!v->history && now->boot_ms - v->start_boot_ms <= 2 * window) {
+		uint64_t start = knock_verifier_start_floor(v, now);
+
+		if (start > h->floor_wall_ms)
+			h->floor_wall_ms = start;
+		if (start + 2 * window > h->floor_expires_ms)
+			h->floor_expires_ms = start + 2 * window;
+	}
+}
+
+void knock_verifier_file_loaded(struct knock_verifier *v,
+				const struct replay_header *h,
+				const struct knock_clock *now)
+{
+	uint64_t window = v->cfg->knock.window * 1000ull, left;
+
+	if (h->floor_expires_ms > now->wall_ms) {
+		left = h->floor_expires_ms - now->wall_ms;
+		replay_raise_floor(&v->replay, h->floor_wall_ms < now->wall_ms ?
+				   h->floor_wall_ms : now->wall_ms,
+				   now->boot_ms + (left < 2 * window ? left : 2 * window));
+	}
+	if (v->cfg->knock.window > h->window_s && now->wall_ms > h->window_s * 1000ull)
+		replay_raise_floor(&v->replay, now->wall_ms - h->window_s * 1000ull,
+				   now->boot_ms + 2 * window);
+}
+
+/* A byte-for-byte copy of a knock accepted lately: which client's, or
+ * NULL. */
+static const struct client_entry *recent_replay(const struct knock_verifier *v,
+						const uint8_t *pkt)
+{
+	const uint8_t *mac1 = pkt + KNOCK_MAC_OFFSET;
+	const struct knock_recent *r = &v->recent[(mac1[0] | mac1[1] << 8) %
+						   KNOCK_RECENT_SLOTS];
+
+	if (!r->client || r->client > v->cfg->n_clients ||
+	    !equal_ct(r->mac1, mac1, KNOCK_MAC_LEN))
+		return NULL;
+	return &v->cfg->clients[r->client - 1];
+}
+
+static void remember_recent(struct knock_verifier *v, const uint8_t *pkt,
+			    size_t client)
+{
+	const uint8_t *mac1 = pkt + KNOCK_MAC_OFFSET;
+	struct knock_recent *r = &v->recent[(mac1[0] | mac1[1] << 8) %
+					    KNOCK_RECENT_SLOTS];
+
+	memcpy(r->mac1, mac1, KNOCK_MAC_LEN);
+	r->client = (uint32_t)client + 1;
 }
 
 static enum knock_reason check_time(struct knock_verifier *v, size_t i,
@@ -129,6 +206,7 @@ static enum knock_reason check_time(struct knock_verifier *v, size_t i,
 	/* The id is the start of the ephemeral key (bytes 1..16). */
 	if (!replay_accept(&v->replay, i, ts, pkt + 1, now->boot_ms, window))
 		return KNOCK_REPLAY;
+	remember_recent(v, pkt, i);
 	return KNOCK_OK;
 }
 
@@ -164,6 +242,13 @@ static enum knock_reason decide(struct knock_verifier *v,
 	r = knock_check_outer(&v->keys->mac1, pkt->data, pkt->len);
 	if (r != KNOCK_OK)
 		return r;
+	/* A replay seen lately costs no token (it would drain the bucket of
+	 * the address it is sent from) and no Noise read. */
+	if ((d->client = recent_replay(v, pkt->data))) {
+		d->authenticated = true;
+		memcpy(d->key, d->client->public_key, KEY_LEN);
+		return KNOCK_REPLAY;
+	}
 	if (!ratelimit_allow(&v->rl, &pkt->src, now->boot_ms))
 		return KNOCK_RATE_LIMITED;
 	r = knock_open(&v->keys->s.key, v->keys->s.psk, pkt->data, d->key, &p);

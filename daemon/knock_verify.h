@@ -23,7 +23,19 @@
 #include "noise.h"
 #include "ratelimit.h"
 #include "replay.h"
+#include "replay_file.h"
 #include "secrets.h"
+
+/* Knocks accepted lately, by their mac1 (a keyed hash of all the rest of
+ * the packet): a byte-for-byte replay is known from it before it takes a
+ * token or a Noise read. Direct-mapped: a slot taken by a newer knock only
+ * sends a replay the long way, to the exact check. */
+#define KNOCK_RECENT_SLOTS 4096
+
+struct knock_recent {
+	uint8_t mac1[KNOCK_MAC_LEN];
+	uint32_t client;		/* index + 1 in the config; 0: empty */
+};
 
 /* Both clocks, read together. Knocks carry wall-clock timestamps; the
  * rate limiter and the start floor run on the clock that never steps, so
@@ -45,6 +57,7 @@ struct knock_verifier {
 	bool history;			/* the last run's replay state is loaded */
 	const struct server_config *cfg;
 	struct replay_table replay;	/* per cfg->clients[i] */
+	struct knock_recent *recent;	/* KNOCK_RECENT_SLOTS */
 	struct ratelimit rl;
 	uint64_t counters[KNOCK_REASONS];
 };
@@ -66,13 +79,33 @@ bool knock_verifier_init(struct knock_verifier *v,
 			 const struct knock_clock *now);
 
 /* Switch to a new configuration, server key and PSK, keeping each
- * remaining client key's replay state; knocks made for the old key or PSK
- * fail from now on. All or nothing: false when out of memory, and v still
- * uses the old ones. The old config must be alive during the call. */
+ * remaining client key's replay state (and a removed key's, in case it
+ * comes back); knocks made for the old key or PSK fail from now on. A
+ * window that grows raises the floor for every key, as knocks forgotten
+ * after two of the old windows may be inside the new one. All or nothing:
+ * false when out of memory, and v still uses the old ones. The old config
+ * must be alive during the call. */
 bool knock_verifier_reload(struct knock_verifier *v,
 			   const struct server_config *cfg,
 			   const struct noise_keypair *server,
-			   const uint8_t psk[KEY_LEN]);
+			   const uint8_t psk[KEY_LEN],
+			   const struct knock_clock *now);
+
+/* What the state file must say besides the knocks. A run that started
+ * without the last run's state refuses knocks made before it started:
+ * its file must tell the next run so for two windows, or that run would
+ * accept again what the lost run accepted. */
+void knock_verifier_file_header(const struct knock_verifier *v,
+				const struct knock_clock *now,
+				struct replay_header *h);
+
+/* The header of a state file just loaded: its floor (never above the
+ * present, in case the clock went back since) and, if the window grew
+ * since it was written, a floor for the knocks forgotten under the old
+ * window. */
+void knock_verifier_file_loaded(struct knock_verifier *v,
+				const struct replay_header *h,
+				const struct knock_clock *now);
 
 /* The wall-clock time the daemon started, as the wall clock reads now:
  * it follows the clock when it is stepped. */

@@ -51,18 +51,21 @@ static const char *state_path(const struct server_config *cfg, char *buf,
 static void load_state(struct posternd *d)
 {
 	const char *path = replay_file_path(d->state);
-	struct knock_clock now;
+	struct knock_clock now = posternd_clock();
+	struct replay_header h;
 	char err[ERR_LEN];
-	uint64_t until;
+	bool writable = replay_file_writable(d->state, err, sizeof(err));
 
-	if (!replay_file_writable(d->state, err, sizeof(err)))
+	/* A file posternd cannot keep up to date may be stale: what it says
+	 * is kept, and knocks made before this start are refused as well. */
+	if (!writable)
 		log_event(LOG_WARNING, "state_error", NULL, "%s: replay state will "
 			  "not survive a restart", err);
-	now = posternd_clock();
-	until = now.boot_ms + 2000ull * d->cfg->knock.window;
-	switch (replay_file_load(d->state, &d->verifier.replay, until, err, sizeof(err))) {
+	switch (replay_file_load(d->state, &d->verifier.replay, now.boot_ms, &h,
+				 err, sizeof(err))) {
 	case REPLAY_LOADED:
-		d->verifier.history = true;
+		d->verifier.history = writable;
+		knock_verifier_file_loaded(&d->verifier, &h, &now);
 		log_msg(LOG_INFO, "replay state loaded from %s", path);
 		break;
 	case REPLAY_MISSING:
@@ -76,7 +79,8 @@ static void load_state(struct posternd *d)
 		break;
 	}
 	/* A fresh file with what was loaded, its journal folded in. */
-	if (!replay_file_rewrite(d->state, &d->verifier.replay, err, sizeof(err))) {
+	knock_verifier_file_header(&d->verifier, &now, &h);
+	if (!replay_file_rewrite(d->state, &d->verifier.replay, &h, err, sizeof(err))) {
 		d->state_errors++;
 		log_event(LOG_ERR, "state_error", NULL, "%s", err);
 	}
@@ -136,6 +140,7 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 	struct nft_set_ref s4, s6;
 	struct log_throttle refusals = { 0 };
 	struct secrets *sec = NULL;
+	struct knock_clock now = posternd_clock();
 	const char *fixed;
 	bool ok = false;
 
@@ -148,7 +153,7 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 						kept, err, ERR_LEN)) &&
 		 posternd_check_sets(d, cfg, &s4, &s6, err)) {
 		ok = posternd_refusals_init(&refusals, cfg) &&
-		     knock_verifier_reload(&d->verifier, cfg, &sec->key, sec->psk);
+		     knock_verifier_reload(&d->verifier, cfg, &sec->key, sec->psk, &now);
 		if (!ok)
 			snprintf(err, ERR_LEN, "out of memory");
 	}

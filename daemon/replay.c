@@ -18,14 +18,17 @@ bool replay_init(struct replay_table *t, const struct server_config *cfg,
 		 size_t cap)
 {
 	memset(t, 0, sizeof(*t));
-	if (!keys_for(&t->keys, cfg))
+	t->orphans = calloc(REPLAY_ORPHANS_MAX, sizeof(*t->orphans));
+	if (!t->orphans || !keys_for(&t->keys, cfg)) {
+		free(t->orphans);
 		return false;
+	}
 	t->n_keys = cfg->n_clients;
 	t->cap = cap;
 	return true;
 }
 
-static void raise_floor(struct replay_key *k, uint64_t ts)
+static void raise_key_floor(struct replay_key *k, uint64_t ts)
 {
 	if (ts > k->floor_ms)
 		k->floor_ms = ts;
@@ -33,7 +36,7 @@ static void raise_floor(struct replay_key *k, uint64_t ts)
 
 static void drop_seen(struct replay_key *k, size_t j)
 {
-	raise_floor(k, k->seen[j].ts_ms);
+	raise_key_floor(k, k->seen[j].ts_ms);
 	k->seen[j] = k->seen[--k->n_seen];
 }
 
@@ -47,43 +50,111 @@ static size_t oldest_seen(const struct replay_key *k)
 	return o;
 }
 
-/* Fit k into cap entries, the oldest leaving for the floor. */
-static bool resize_key(struct replay_key *k, size_t cap)
+/* Fit k into cap entries, the oldest leaving for the floor. Out of
+ * memory, all of them go to the floor: stricter, never looser. */
+static void resize_key(struct replay_key *k, size_t cap)
 {
 	struct replay_seen *s;
 
 	while (k->n_seen > cap)
 		drop_seen(k, oldest_seen(k));
 	if (!k->seen)
-		return true;
+		return;
 	s = realloc(k->seen, cap * sizeof(*s));
-	if (!s)
-		return false;
-	k->seen = s;
-	return true;
+	if (s) {
+		k->seen = s;
+		return;
+	}
+	while (k->n_seen)
+		drop_seen(k, 0);
+	free(k->seen);
+	k->seen = NULL;
+}
+
+static struct replay_key *find(struct replay_key *keys, size_t n,
+			       const uint8_t pub[KEY_LEN])
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(keys[i].pub, pub, KEY_LEN))
+			return &keys[i];
+	return NULL;
+}
+
+static bool has_history(const struct replay_key *k)
+{
+	return k->n_seen || k->floor_ms;
+}
+
+/* A free orphan slot, the oldest orphan making room when there are
+ * REPLAY_ORPHANS_MAX. */
+static struct replay_key *orphan_slot(struct replay_table *t)
+{
+	size_t o = 0;
+
+	if (t->n_orphans < REPLAY_ORPHANS_MAX)
+		return &t->orphans[t->n_orphans++];
+	for (size_t j = 1; j < t->n_orphans; j++)
+		if (t->orphans[j].removed_ms < t->orphans[o].removed_ms)
+			o = j;
+	free(t->orphans[o].seen);
+	return &t->orphans[o];
+}
+
+/* Keep k's history as an orphan (the table takes its entries). */
+static void adopt(struct replay_table *t, struct replay_key *k, uint64_t now)
+{
+	struct replay_key *o;
+
+	if (!has_history(k)) {
+		free(k->seen);
+		return;
+	}
+	o = orphan_slot(t);
+	*o = *k;
+	o->removed_ms = now;
+}
+
+static void drop_orphan(struct replay_table *t, size_t j)
+{
+	t->orphans[j] = t->orphans[--t->n_orphans];
 }
 
 bool replay_rekey(struct replay_table *t, const struct server_config *cfg,
-		  size_t cap)
+		  size_t cap, uint64_t now, uint64_t window_ms)
 {
-	struct replay_key *keys;
+	struct replay_key *keys, *k;
 
 	if (!keys_for(&keys, cfg))
 		return false;
-	for (size_t i = 0; i < cfg->n_clients; i++)
-		for (size_t j = 0; j < t->n_keys; j++)
-			if (!memcmp(keys[i].pub, t->keys[j].pub, KEY_LEN)) {
-				keys[i] = t->keys[j];
-				t->keys[j].seen = NULL;
-				break;
-			}
-	for (size_t i = 0; i < cfg->n_clients; i++)
-		if (!resize_key(&keys[i], cap)) {
-			/* out of memory: keep what fits, lose nothing */
-			keys[i].n_seen = keys[i].n_seen < cap ? keys[i].n_seen : cap;
+	/* A key that comes back finds its history: a knock captured before
+	 * its removal is still a replay. */
+	for (size_t i = 0; i < cfg->n_clients; i++) {
+		if ((k = find(t->keys, t->n_keys, keys[i].pub))) {
+			keys[i] = *k;
+			k->seen = NULL;
+			k->n_seen = 0;
+			k->floor_ms = 0;
+		} else if ((k = find(t->orphans, t->n_orphans, keys[i].pub))) {
+			keys[i] = *k;
+			keys[i].removed_ms = 0;
+			drop_orphan(t, (size_t)(k - t->orphans));
+		}
+	}
+	/* Two windows after its removal an orphan's knocks are out of the
+	 * window: it can go. */
+	for (size_t j = 0; j < t->n_orphans;)
+		if (now - t->orphans[j].removed_ms > 2 * window_ms) {
+			free(t->orphans[j].seen);
+			drop_orphan(t, j);
+		} else {
+			j++;
 		}
 	for (size_t j = 0; j < t->n_keys; j++)
-		free(t->keys[j].seen);
+		adopt(t, &t->keys[j], now);
+	for (size_t i = 0; i < cfg->n_clients; i++)
+		resize_key(&keys[i], cap);
+	for (size_t j = 0; j < t->n_orphans; j++)
+		resize_key(&t->orphans[j], cap);
 	free(t->keys);
 	t->keys = keys;
 	t->n_keys = cfg->n_clients;
@@ -97,16 +168,28 @@ void replay_free(struct replay_table *t)
 {
 	for (size_t i = 0; i < t->n_keys; i++)
 		free(t->keys[i].seen);
+	for (size_t j = 0; j < t->n_orphans; j++)
+		free(t->orphans[j].seen);
 	free(t->keys);
+	free(t->orphans);
 	memset(t, 0, sizeof(*t));
+}
+
+void replay_raise_floor(struct replay_table *t, uint64_t wall_ms, uint64_t until_ms)
+{
+	if (wall_ms > t->floor.wall_ms)
+		t->floor.wall_ms = wall_ms;
+	if (until_ms > t->floor.until_ms)
+		t->floor.until_ms = until_ms;
+	t->overflow = true;	/* the file must say so */
 }
 
 /* Knocks remembered for two windows are forgotten: a replay of one is
  * out of the window now (unless the wall clock was set back since). */
-static void age(struct replay_key *k, uint64_t now)
+static void age(struct replay_key *k, uint64_t now, uint64_t window_ms)
 {
 	for (size_t j = 0; j < k->n_seen;)
-		if (k->seen[j].until_ms < now)
+		if (now - k->seen[j].seen_ms > 2 * window_ms)
 			k->seen[j] = k->seen[--k->n_seen];
 		else
 			j++;
@@ -129,7 +212,7 @@ static void remember(struct replay_table *t, struct replay_key *k,
 	if (!k->seen && !(k->seen = calloc(t->cap, sizeof(*k->seen)))) {
 		/* No room to remember it: remember its timestamp instead.
 		 * Stricter, never looser. */
-		raise_floor(k, s->ts_ms);
+		raise_key_floor(k, s->ts_ms);
 		return;
 	}
 	if (k->n_seen == t->cap)
@@ -137,31 +220,16 @@ static void remember(struct replay_table *t, struct replay_key *k,
 	k->seen[k->n_seen++] = *s;
 }
 
-static struct replay_key *key_of(struct replay_table *t, const uint8_t pub[KEY_LEN])
-{
-	for (size_t i = 0; i < t->n_keys; i++)
-		if (!memcmp(t->keys[i].pub, pub, KEY_LEN))
-			return &t->keys[i];
-	return NULL;
-}
-
-void replay_load_knock(struct replay_table *t, const uint8_t pub[KEY_LEN],
-		   const struct replay_seen *seen)
-{
-	struct replay_key *k = key_of(t, pub);
-
-	if (k && seen->ts_ms > k->floor_ms && !seen_before(k, seen->id))
-		remember(t, k, seen);
-}
-
 bool replay_accept(struct replay_table *t, size_t i, uint64_t ts,
 		   const uint8_t id[REPLAY_ID_LEN], uint64_t now,
 		   uint64_t window_ms)
 {
 	struct replay_key *k = &t->keys[i];
-	struct replay_seen s = { .ts_ms = ts, .until_ms = now + 2 * window_ms };
+	struct replay_seen s = { .ts_ms = ts, .seen_ms = now };
 
-	age(k, now);
+	age(k, now, window_ms);
+	if (now <= t->floor.until_ms && ts < t->floor.wall_ms)
+		return false;
 	if (ts <= k->floor_ms || seen_before(k, id))
 		return false;
 	memcpy(s.id, id, REPLAY_ID_LEN);
@@ -186,22 +254,46 @@ uint64_t replay_last(const struct replay_table *t, size_t i)
 	return last;
 }
 
+/* The key pub's record for loading: a client's, or an orphan's (made when
+ * no client has it). */
+static struct replay_key *key_to_load(struct replay_table *t,
+				      const uint8_t pub[KEY_LEN], uint64_t now)
+{
+	struct replay_key *k = find(t->keys, t->n_keys, pub);
+
+	if (k || (k = find(t->orphans, t->n_orphans, pub)))
+		return k;
+	k = orphan_slot(t);
+	memset(k, 0, sizeof(*k));
+	memcpy(k->pub, pub, KEY_LEN);
+	k->removed_ms = now;
+	return k;
+}
+
 bool replay_restore(struct replay_table *t, const uint8_t pub[KEY_LEN],
 		    uint64_t floor_ms, const struct replay_seen *seen,
-		    size_t n_seen)
+		    size_t n_seen, uint64_t now)
 {
 	struct replay_key *k;
 
 	for (size_t j = 0; j < n_seen; j++)
 		if (seen[j].ts_ms <= floor_ms)
 			return false;
-	if (!(k = key_of(t, pub)))
-		return true;
-	k->floor_ms = floor_ms;
-	k->n_seen = 0;
+	k = key_to_load(t, pub, now);
+	raise_key_floor(k, floor_ms);
 	/* A smaller cap than the file was written with: the oldest knocks
 	 * go to the floor, as at a reload. */
 	for (size_t j = 0; j < n_seen; j++)
-		remember(t, k, &seen[j]);
+		if (!seen_before(k, seen[j].id))
+			remember(t, k, &seen[j]);
 	return true;
+}
+
+void replay_load_knock(struct replay_table *t, const uint8_t pub[KEY_LEN],
+		       const struct replay_seen *seen)
+{
+	struct replay_key *k = key_to_load(t, pub, seen->seen_ms);
+
+	if (seen->ts_ms > k->floor_ms && !seen_before(k, seen->id))
+		remember(t, k, seen);
 }

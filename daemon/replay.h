@@ -11,6 +11,12 @@
  * one pushed out by a newer knock raises the key's floor to its timestamp,
  * and a knock at or below the floor is refused.
  *
+ * Where the table cannot know what was accepted (an earlier run whose
+ * state was lost, a window that grew), a floor for every key refuses
+ * knocks stamped before a wall-clock instant, for two windows. A key that
+ * a reload removes keeps its history for two windows, in case it comes
+ * back.
+ *
  * So a replay is refused however often it is sent, and an honest knock
  * inside the window is refused only when its key knocked more than `cap`
  * times in two windows and it is older than the oldest of them. A laptop
@@ -30,10 +36,11 @@
 #include "crypto.h"
 
 #define REPLAY_ID_LEN 16	/* of the ephemeral key: collisions need 2^64 */
+#define REPLAY_ORPHANS_MAX 1024	/* removed keys kept for their history */
 
 struct replay_seen {
 	uint64_t ts_ms;			/* the knock's timestamp */
-	uint64_t until_ms;		/* boot clock: forgotten after this */
+	uint64_t seen_ms;		/* boot clock: when accepted, or loaded */
 	uint8_t id[REPLAY_ID_LEN];
 };
 
@@ -42,9 +49,17 @@ struct replay_key {
 	uint64_t floor_ms;	/* knocks at or below are refused */
 	struct replay_seen *seen;	/* cap entries, from the first knock */
 	size_t n_seen;
+	uint64_t removed_ms;	/* orphans: boot clock when removed */
 };
 
-/* A knock accepted since the journal was last taken (replay_take). */
+/* Knocks stamped before wall_ms are refused, while the boot clock is at or
+ * before until_ms (0: no floor). */
+struct replay_floor {
+	uint64_t wall_ms;
+	uint64_t until_ms;
+};
+
+/* A knock accepted since the journal was last taken. */
 struct replay_fresh {
 	uint8_t pub[KEY_LEN];
 	struct replay_seen seen;
@@ -55,7 +70,10 @@ struct replay_fresh {
 struct replay_table {
 	struct replay_key *keys;	/* one per client, in config order */
 	size_t n_keys;
+	struct replay_key *orphans;	/* keys no client has any more */
+	size_t n_orphans;
 	size_t cap;			/* knocks remembered per key */
+	struct replay_floor floor;	/* for every key */
 	/* what a state file must add since it was last written */
 	struct replay_fresh fresh[REPLAY_FRESH_MAX];
 	size_t n_fresh;
@@ -65,37 +83,40 @@ struct replay_table {
 /* One key per client of cfg, with no history. */
 bool replay_init(struct replay_table *t, const struct server_config *cfg,
 		 size_t cap);
-/* The same for a new client list, keeping the history of every key that
- * is still there; cap may change. False when out of memory (t is then as
- * it was). A state file must then be written whole (overflow). */
+/* The same for a new client list, at boot-clock time now with a window
+ * of window_ms: every key still there keeps its history, a key that comes
+ * back gets its history back, a key that goes becomes an orphan for two
+ * windows; cap may change. False when out of memory (t is then as it
+ * was). A state file must then be written whole (overflow). */
 bool replay_rekey(struct replay_table *t, const struct server_config *cfg,
-		  size_t cap);
+		  size_t cap, uint64_t now, uint64_t window_ms);
 void replay_free(struct replay_table *t);
+
+/* Raise the floor for every key: knocks stamped before wall_ms are
+ * refused until the boot clock passes until_ms. */
+void replay_raise_floor(struct replay_table *t, uint64_t wall_ms, uint64_t until_ms);
 
 /*
  * Key i's knock with timestamp ts and ephemeral id, at boot-clock time now
- * with a window of window_ms: false if it is a replay (or at or below the
- * floor); else true, and it is remembered until now + 2 × window_ms.
+ * with a window of window_ms: false if it is a replay (or below a floor);
+ * else true, and it is remembered for two windows.
  */
 bool replay_accept(struct replay_table *t, size_t i, uint64_t ts,
 		   const uint8_t id[REPLAY_ID_LEN], uint64_t now,
 		   uint64_t window_ms);
 
-/* Load one knock a state file's journal holds: key pub's, remembered
- * until until_ms as if it had been accepted (a key the table does not
- * have is ignored). */
-void replay_load_knock(struct replay_table *t, const uint8_t pub[KEY_LEN],
-		   const struct replay_seen *seen);
-
 /* The latest timestamp key i has accepted, or its floor; 0 if none. */
 uint64_t replay_last(const struct replay_table *t, size_t i);
 
-/* Put one loaded record in place: key pub's floor and seen knocks (their
- * until_ms on this boot's clock: a restart remembers them two windows
- * more). Keys the table does not have are ignored; knocks beyond cap go to
- * the floor. False on a bad record (a knock at or below the floor). */
+/* What a state file holds, put back (seen_ms is the time of loading: a
+ * restart remembers them two windows more). A key no client has becomes
+ * an orphan. restore: one key's floor and knocks (knocks beyond cap go to
+ * the floor; false on a knock at or below the floor). load_knock: one
+ * knock of the file's journal. */
 bool replay_restore(struct replay_table *t, const uint8_t pub[KEY_LEN],
 		    uint64_t floor_ms, const struct replay_seen *seen,
-		    size_t n_seen);
+		    size_t n_seen, uint64_t now);
+void replay_load_knock(struct replay_table *t, const uint8_t pub[KEY_LEN],
+		       const struct replay_seen *seen);
 
 #endif

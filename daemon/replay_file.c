@@ -12,7 +12,7 @@
 #include "keys.h"
 
 #define MAGIC "postern-knock-state 1"
-#define MAX_LINE (1 << 16)
+#define MAX_LINE (1 << 17)	/* > 4096 knocks of 32 bytes: any replay_entries */
 #define MAX_FILE (64 << 20)
 
 /* Journal lines past which the file is written whole again. */
@@ -88,27 +88,37 @@ bool replay_file_writable(const struct replay_file *f, char *err, size_t err_len
 	return false;
 }
 
-bool replay_write(const struct replay_table *t, FILE *out)
+/* One key's line; false when it has nothing to say. */
+static bool write_key(const struct replay_key *k, FILE *out)
 {
 	char key[KEY_B64_LEN + 1];
+
+	if (k->floor_ms == 0 && k->n_seen == 0)
+		return false;
+	key_to_base64(key, k->pub);
+	fprintf(out, "%s %" PRIu64, key, k->floor_ms);
+	for (size_t j = 0; j < k->n_seen; j++) {
+		fprintf(out, " %" PRIu64 ":", k->seen[j].ts_ms);
+		for (size_t b = 0; b < REPLAY_ID_LEN; b++)
+			fprintf(out, "%02x", k->seen[j].id[b]);
+	}
+	fputc('\n', out);
+	return true;
+}
+
+bool replay_write(const struct replay_table *t, const struct replay_header *h,
+		  FILE *out)
+{
 	size_t lines = 0;
 
-	fprintf(out, "%s\n", MAGIC);
-	for (size_t i = 0; i < t->n_keys; i++) {
-		const struct replay_key *k = &t->keys[i];
-
-		if (k->floor_ms == 0 && k->n_seen == 0)
-			continue;
-		key_to_base64(key, k->pub);
-		fprintf(out, "%s %" PRIu64, key, k->floor_ms);
-		for (size_t j = 0; j < k->n_seen; j++) {
-			fprintf(out, " %" PRIu64 ":", k->seen[j].ts_ms);
-			for (size_t b = 0; b < REPLAY_ID_LEN; b++)
-				fprintf(out, "%02x", k->seen[j].id[b]);
-		}
-		fputc('\n', out);
-		lines++;
-	}
+	fprintf(out, "%s\nwindow %" PRIu32 "\n", MAGIC, h->window_s);
+	if (h->floor_expires_ms)
+		fprintf(out, "floor %" PRIu64 " %" PRIu64 "\n", h->floor_wall_ms,
+			h->floor_expires_ms);
+	for (size_t i = 0; i < t->n_keys; i++)
+		lines += write_key(&t->keys[i], out);
+	for (size_t j = 0; j < t->n_orphans; j++)
+		lines += write_key(&t->orphans[j], out);
 	fprintf(out, "end %zu\n", lines);
 	return !ferror(out);
 }
@@ -137,9 +147,9 @@ static int hex_digit(char c)
 	return -1;
 }
 
-static bool parse_seen(char **p, struct replay_seen *s, uint64_t until_ms)
+static bool parse_seen(char **p, struct replay_seen *s, uint64_t now)
 {
-	s->until_ms = until_ms;
+	s->seen_ms = now;
 	if (!parse_u64(p, &s->ts_ms, ":") || s->ts_ms == 0)
 		return false;
 	(*p)++;
@@ -157,7 +167,7 @@ static bool parse_seen(char **p, struct replay_seen *s, uint64_t until_ms)
 /* One "KEY FLOOR [TS:ID]..." line, without its newline. */
 static bool parse_key_line(struct replay_table *t, char *line,
 			   struct replay_seen *seen, size_t max_seen,
-			   uint64_t until_ms)
+			   uint64_t now)
 {
 	uint8_t pub[KEY_LEN];
 	uint64_t floor_ms;
@@ -171,15 +181,15 @@ static bool parse_key_line(struct replay_table *t, char *line,
 		return false;
 	while (*p == ' ') {
 		p++;
-		if (n == max_seen || !parse_seen(&p, &seen[n++], until_ms))
+		if (n == max_seen || !parse_seen(&p, &seen[n++], now))
 			return false;
 	}
-	return *p == '\0' && replay_restore(t, pub, floor_ms, seen, n);
+	return *p == '\0' && replay_restore(t, pub, floor_ms, seen, n, now);
 }
 
 /* One journal line, "+ KEY TS:ID", without its newline. */
 static bool parse_journal_line(struct replay_table *t, char *line,
-			       uint64_t until_ms)
+			       uint64_t now)
 {
 	struct replay_seen seen;
 	uint8_t pub[KEY_LEN];
@@ -189,15 +199,26 @@ static bool parse_journal_line(struct replay_table *t, char *line,
 	    *p != ' ')
 		return false;
 	*p++ = '\0';
-	if (!key_from_base64(pub, line + 2) || !parse_seen(&p, &seen, until_ms) ||
+	if (!key_from_base64(pub, line + 2) || !parse_seen(&p, &seen, now) ||
 	    *p != '\0')
 		return false;
 	replay_load_knock(t, pub, &seen);
 	return true;
 }
 
-bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
-		  char *err, size_t err_len)
+/* "window S" or "floor WALL EXPIRES", before the key lines. */
+static bool parse_header_line(const char *line, struct replay_header *h)
+{
+	char extra;
+
+	if (sscanf(line, "window %" SCNu32 "%c", &h->window_s, &extra) == 1)
+		return h->window_s > 0;
+	return sscanf(line, "floor %" SCNu64 " %" SCNu64 "%c", &h->floor_wall_ms,
+		      &h->floor_expires_ms, &extra) == 2 && h->floor_expires_ms;
+}
+
+bool replay_parse(struct replay_table *t, FILE *in, uint64_t now,
+		  struct replay_header *h, char *err, size_t err_len)
 {
 	/* A line holds at most MAX_LINE bytes: that bounds its knocks. */
 	size_t max_seen = MAX_LINE / (REPLAY_ID_LEN * 2 + 3), cap = 0, keys = 0;
@@ -207,6 +228,7 @@ bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
 	bool ended = false, ok = seen != NULL;
 	ssize_t n;
 
+	memset(h, 0, sizeof(*h));
 	while (ok && (n = getline(&line, &cap, in)) >= 0) {
 		size_t end_n;
 		char extra;
@@ -226,12 +248,15 @@ bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
 		if (lineno == 1) {
 			ok = strcmp(line, MAGIC) == 0;
 		} else if (ended) {
-			ok = parse_journal_line(t, line, until_ms);
+			ok = parse_journal_line(t, line, now);
 		} else if (sscanf(line, "end %zu%c", &end_n, &extra) == 1) {
 			ended = true;
 			ok = end_n == keys;
+		} else if (!keys && (!strncmp(line, "window ", 7) ||
+				     !strncmp(line, "floor ", 6))) {
+			ok = parse_header_line(line, h);
 		} else {
-			ok = parse_key_line(t, line, seen, max_seen, until_ms);
+			ok = parse_key_line(t, line, seen, max_seen, now);
 			keys++;
 		}
 	}
@@ -255,6 +280,9 @@ static void clear_history(struct replay_table *t)
 		t->keys[i].floor_ms = 0;
 		t->keys[i].n_seen = 0;
 	}
+	for (size_t j = 0; j < t->n_orphans; j++)
+		free(t->orphans[j].seen);
+	t->n_orphans = 0;
 }
 
 /* The file, opened for reading, or NULL with errno set. */
@@ -277,7 +305,8 @@ static FILE *open_state(struct replay_file *f)
 }
 
 enum replay_load replay_file_load(struct replay_file *f, struct replay_table *t,
-				  uint64_t until_ms, char *err, size_t err_len)
+				  uint64_t now, struct replay_header *h,
+				  char *err, size_t err_len)
 {
 	FILE *in = open_state(f);
 	char why[256];
@@ -292,7 +321,7 @@ enum replay_load replay_file_load(struct replay_file *f, struct replay_table *t,
 		clear_history(t);
 		return REPLAY_CORRUPT;
 	}
-	ok = replay_parse(t, in, until_ms, why, sizeof(why));
+	ok = replay_parse(t, in, now, h, why, sizeof(why));
 	fclose(in);
 	if (!ok) {
 		snprintf(err, err_len, "%s:%s", f->path, why);
@@ -331,12 +360,12 @@ static bool fail_write(struct replay_file *f, int e, char *err, size_t err_len)
 }
 
 bool replay_file_rewrite(struct replay_file *f, struct replay_table *t,
-			 char *err, size_t err_len)
+			 const struct replay_header *h, char *err, size_t err_len)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *mem = open_memstream(&buf, &len);
-	bool ok = mem && replay_write(t, mem);
+	bool ok = mem && replay_write(t, h, mem);
 	int fd = -1, e = ENOMEM;
 
 	if (mem)
@@ -363,13 +392,13 @@ bool replay_file_rewrite(struct replay_file *f, struct replay_table *t,
 }
 
 bool replay_file_record(struct replay_file *f, struct replay_table *t,
-			char *err, size_t err_len)
+			const struct replay_header *h, char *err, size_t err_len)
 {
 	char buf[REPLAY_FRESH_MAX * (KEY_B64_LEN + 64)], key[KEY_B64_LEN + 1];
 	size_t len = 0;
 
 	if (f->fd < 0 || t->overflow)
-		return replay_file_rewrite(f, t, err, err_len);
+		return replay_file_rewrite(f, t, h, err, err_len);
 	for (size_t i = 0; i < t->n_fresh; i++) {
 		const struct replay_seen *s = &t->fresh[i].seen;
 
@@ -391,11 +420,11 @@ bool replay_file_record(struct replay_file *f, struct replay_table *t,
 }
 
 bool replay_file_compact(struct replay_file *f, struct replay_table *t,
-			 char *err, size_t err_len)
+			 const struct replay_header *h, char *err, size_t err_len)
 {
 	if (f->fd >= 0 && f->journal < JOURNAL_MAX)
 		return true;
-	return replay_file_rewrite(f, t, err, err_len);
+	return replay_file_rewrite(f, t, h, err, err_len);
 }
 
 void replay_file_sync(struct replay_file *f)

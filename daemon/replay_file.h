@@ -6,7 +6,9 @@
  * for them. Past JOURNAL_MAX lines the file is written whole again.
  *
  *   postern-knock-state 1
- *   KEY FLOOR_MS [TS_MS:ID]...        one line per client key with history
+ *   window S                          the window its knocks were kept for
+ *   floor WALL_MS EXPIRES_MS          optional: a floor for every key
+ *   KEY FLOOR_MS [TS_MS:ID]...        one line per key with history
  *   end N                             N: the number of key lines
  *   + KEY TS_MS:ID                    one line per knock accepted since
  *
@@ -23,6 +25,16 @@
 #include <stdio.h>
 
 #include "replay.h"
+
+/* What a state file says besides its keys' knocks: the window they were
+ * remembered with, and a floor for every key (knocks stamped before
+ * floor_wall_ms are refused while the wall clock is before
+ * floor_expires_ms; 0: none). knock_verify.h says when. */
+struct replay_header {
+	uint32_t window_s;
+	uint64_t floor_wall_ms;
+	uint64_t floor_expires_ms;
+};
 
 enum replay_load {
 	REPLAY_LOADED,
@@ -42,11 +54,12 @@ const char *replay_file_path(const struct replay_file *f);
  * privileges: check then); err says why not. */
 bool replay_file_writable(const struct replay_file *f, char *err, size_t err_len);
 
-/* Load into t (whose keys are the configured clients); the knocks read
- * are remembered until until_ms (boot clock). On REPLAY_CORRUPT t holds no
- * history at all, never part of the file. */
+/* Load into t (whose keys are the configured clients; other keys become
+ * orphans) and h; the knocks read count as seen at boot-clock time now.
+ * On REPLAY_CORRUPT t holds no history at all, never part of the file. */
 enum replay_load replay_file_load(struct replay_file *f, struct replay_table *t,
-				  uint64_t until_ms, char *err, size_t err_len);
+				  uint64_t now, struct replay_header *h,
+				  char *err, size_t err_len);
 
 /*
  * Put t's fresh knocks (replay_table.fresh) in the file: appended to its
@@ -56,21 +69,23 @@ enum replay_load replay_file_load(struct replay_file *f, struct replay_table *t,
  * trusting stale state, and the next call writes it whole.
  */
 bool replay_file_record(struct replay_file *f, struct replay_table *t,
-			char *err, size_t err_len);
-/* Write the whole state again: at start, and from replay_file_compact. */
+			const struct replay_header *h, char *err, size_t err_len);
+/* Write the whole state again, with h: at start, and from
+ * replay_file_compact. */
 bool replay_file_rewrite(struct replay_file *f, struct replay_table *t,
-			 char *err, size_t err_len);
+			 const struct replay_header *h, char *err, size_t err_len);
 /* Write it whole if the journal has grown long. */
 bool replay_file_compact(struct replay_file *f, struct replay_table *t,
-			 char *err, size_t err_len);
+			 const struct replay_header *h, char *err, size_t err_len);
 /* Make what was written durable (fdatasync of the file, fsync of the
  * directory after a rename). Separate, so that posternd can open the gate
  * first. */
 void replay_file_sync(struct replay_file *f);
 
 /* The text form, on any stdio stream (tests use memory). */
-bool replay_write(const struct replay_table *t, FILE *out);
-bool replay_parse(struct replay_table *t, FILE *in, uint64_t until_ms,
-		  char *err, size_t err_len);
+bool replay_write(const struct replay_table *t, const struct replay_header *h,
+		  FILE *out);
+bool replay_parse(struct replay_table *t, FILE *in, uint64_t now,
+		  struct replay_header *h, char *err, size_t err_len);
 
 #endif

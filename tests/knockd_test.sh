@@ -404,6 +404,27 @@ bad_case replay
 in_client "$CRAFT" -r before-restart.knock -b "$BAD" $SERVER4 $KPORT
 check "  ...and still refuses a knock made before its start" refused
 
+# A state directory posternd cannot write (a file system gone read-only,
+# a directory re-owned by root): the file it finds may be stale, so it
+# also refuses knocks made before its start. A knock accepted while the
+# file could not be kept up to date stays refused after another restart.
+stop_pid "$POSTERND_PID"
+chown root:root state
+chmod 755 state
+check "posternd starts with a state directory it cannot write" start_posternd
+check "  ...and warns that the state will not survive a restart" \
+	grep -q "state/knock.state: Permission denied: replay state will not survive a restart" "$TMP/posternd.log"
+new_src; craft -w unrecorded.knock
+check "  ...it still opens for a valid knock" wait_for 3 set_has allow4 "$SRC" 8443
+flush_sets
+stop_pid "$POSTERND_PID"
+check "posternd restarts, the directory still not writable" start_posternd
+bad_case replay
+in_client "$CRAFT" -r unrecorded.knock -b "$BAD" $SERVER4 $KPORT
+check "  ...the knock it accepted but could not record opens nothing" refused
+chown nobody:nogroup state
+chmod 700 state
+
 check "a queue already bound gives a clear error" bash -c '
 	out=$(in_server "$0" -c server.conf 2>&1); rc=$?
 	echo "$out (exit $rc)"

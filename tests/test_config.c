@@ -413,7 +413,7 @@ static void range_errors(void **state)
 	server_fails("knock {\n  rate_sources = 15\n}\n", 2,
 		     "knock: rate_sources: must be between 16 and 16777216");
 	server_fails("knock {\n  replay_entries = 0\n}\n", 2,
-		     "knock: replay_entries: must be between 1 and 4096");
+		     "knock: replay_entries: must be between 1 and 1024");
 	server_fails("knock {\n  state_file = \"\"\n}\n", 2,
 		     "knock: state_file: must not be empty");
 	too_many_egress_ports();

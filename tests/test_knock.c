@@ -442,7 +442,8 @@ static void server_clock_steps(void **state)
 	t.wall_ms += 86400000;
 	make(later, &alice, server.pub, psk, t.wall_ms);
 	assert_int_equal(verify_from(&v, later, KNOCK_LEN, &src, t, &d), KNOCK_OK);
-	assert_int_equal(verify_from(&v, early, KNOCK_LEN, &src, t, &d), KNOCK_SKEW);
+	/* a copy of a knock accepted lately: known before the token bucket */
+	assert_int_equal(verify_from(&v, early, KNOCK_LEN, &src, t, &d), KNOCK_REPLAY);
 	/* and back again: what aged out is behind the floor */
 	t.boot_ms += 1000;
 	t.wall_ms = NOW + 7200;
@@ -489,12 +490,12 @@ static void reload_keeps_replay_state(void **state)
 	make(pkt, &alice, server.pub, psk, NOW);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_OK);
 	cfg2.clients = swapped;
-	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk));
+	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk, &(struct knock_clock){ 0 }));
 	assert_int_equal(replay_last(&v.replay, 1), NOW);	/* alice moved to 1 */
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_REPLAY);
 	/* a key removed by the reload is unknown at once */
 	cfg2.n_clients = 1;
-	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk));
+	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk, &(struct knock_clock){ 0 }));
 	make(pkt, &alice, server.pub, psk, NOW + 1);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_UNKNOWN_KEY);
 	knock_verifier_free(&v);
@@ -509,7 +510,7 @@ static void reload_new_secrets(void **state)
 
 	(void)state;
 	start(&v);
-	assert_true(knock_verifier_reload(&v, &cfg, &other_server, other_psk));
+	assert_true(knock_verifier_reload(&v, &cfg, &other_server, other_psk, &(struct knock_clock){ 0 }));
 	make(pkt, &alice, server.pub, psk, NOW);
 	assert_int_equal(verify(&v, pkt, KNOCK_LEN, NOW), KNOCK_BAD_MAC1);
 	make(pkt, &alice, other_server.pub, other_psk, NOW + 1);
@@ -600,6 +601,7 @@ static void rate_limited_per_source(void **state)
 				 KNOCK_OK);
 	}
 	set_addr(&same64, "2001:db8::1:2:3:4");
+	make(pkt, &alice, server.pub, psk, NOW + 150);
 	assert_int_equal(verify_from(&v, pkt, KNOCK_LEN, &same64, at(NOW), &d),
 			 KNOCK_RATE_LIMITED);
 	/* and the first refills with time */
@@ -759,6 +761,80 @@ static void odd_sources_refused(void **state)
 	}
 }
 
+/* Replays of a knock accepted lately, sent from the victim's address, take
+ * no token from its bucket: its next knock still opens (review F8). */
+static void replays_take_no_token(void **state)
+{
+	struct knock_verifier v;
+	struct knock_decision d;
+	uint8_t captured[KNOCK_LEN], fresh[KNOCK_LEN];
+
+	(void)state;
+	start(&v);
+	make(captured, &alice, server.pub, psk, NOW);
+	assert_int_equal(verify(&v, captured, KNOCK_LEN, NOW), KNOCK_OK);
+	for (int i = 0; i < 3 * RATE_BURST; i++) {
+		assert_int_equal(verify_from(&v, captured, KNOCK_LEN, &other_src, at(NOW), &d),
+				 KNOCK_REPLAY);
+		assert_ptr_equal(d.client, &clients[0]);	/* named in the log */
+	}
+	make(fresh, &alice, server.pub, psk, NOW + 1);
+	assert_int_equal(verify_from(&v, fresh, KNOCK_LEN, &other_src, at(NOW), &d),
+			 KNOCK_OK);
+	assert_int_equal(v.counters[KNOCK_RATE_LIMITED], 0);
+	knock_verifier_free(&v);
+}
+
+/* A key removed by a reload and added back by the next keeps its history:
+ * a knock captured before still opens nothing (review F6). */
+static void removed_key_keeps_history(void **state)
+{
+	struct knock_verifier v;
+	struct server_config without = cfg;
+	struct knock_clock t = at(NOW);
+	uint8_t captured[KNOCK_LEN];
+
+	(void)state;
+	start(&v);
+	make(captured, &alice, server.pub, psk, NOW);
+	assert_int_equal(verify(&v, captured, KNOCK_LEN, NOW), KNOCK_OK);
+	without.clients = &clients[1];
+	without.n_clients = 1;
+	assert_true(knock_verifier_reload(&v, &without, &server, psk, &t));
+	t.wall_ms += 5000;
+	t.boot_ms += 5000;
+	assert_true(knock_verifier_reload(&v, &cfg, &server, psk, &t));
+	assert_int_equal(verify_from(&v, captured, KNOCK_LEN, &other_src, t, &(struct knock_decision){ 0 }),
+			 KNOCK_REPLAY);
+	knock_verifier_free(&v);
+}
+
+/* A window that grows reopens nothing forgotten under the old one: the
+ * floor for every key covers it (review F4). */
+static void window_growth_raises_floor(void **state)
+{
+	struct knock_verifier v;
+	struct server_config wide = cfg;
+	struct knock_decision d;
+	struct knock_clock t = at(NOW);
+	uint8_t captured[KNOCK_LEN], honest[KNOCK_LEN];
+
+	(void)state;
+	start(&v);
+	make(captured, &alice, server.pub, psk, NOW);
+	assert_int_equal(verify(&v, captured, KNOCK_LEN, NOW), KNOCK_OK);
+	/* 62 s later it is forgotten (two windows of 30 s) */
+	t.wall_ms += 62000;
+	t.boot_ms += 62000;
+	wide.knock.window = 300;
+	assert_true(knock_verifier_reload(&v, &wide, &server, psk, &t));
+	assert_int_equal(verify_from(&v, captured, KNOCK_LEN, &other_src, t, &d), KNOCK_REPLAY);
+	/* an honest knock of the moment still opens */
+	make(honest, &alice, server.pub, psk, t.wall_ms);
+	assert_int_equal(verify_from(&v, honest, KNOCK_LEN, &src, t, &d), KNOCK_OK);
+	knock_verifier_free(&v);
+}
+
 static void payload_round_trip(void **state)
 {
 	struct knock_payload p = { .timestamp_ms = 0x0102030405060708ull,
@@ -806,6 +882,9 @@ int main(void)
 		cmocka_unit_test(rate_limit_table_bound),
 		cmocka_unit_test(cut_datagram_is_never_verified),
 		cmocka_unit_test(odd_sources_refused),
+		cmocka_unit_test(replays_take_no_token),
+		cmocka_unit_test(removed_key_keeps_history),
+		cmocka_unit_test(window_growth_raises_floor),
 		cmocka_unit_test(payload_round_trip),
 	};
 

@@ -53,6 +53,10 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The header files are written with, and one they are read into. */
+static const struct replay_header hdr = { .window_s = 30 };
+static struct replay_header got;
+
 static void id_of(uint8_t id[REPLAY_ID_LEN], int n)
 {
 	memset(id, 0, REPLAY_ID_LEN);
@@ -76,14 +80,14 @@ static void round_trip(void **state)
 	}
 	assert_int_equal(t.keys[0].floor_ms, NOW + 1);
 	mem = open_memstream(&buf, &len);
-	assert_true(replay_write(&t, mem));
+	assert_true(replay_write(&t, &hdr, mem));
 	fclose(mem);
 	/* bob has no history: one key line */
 	assert_non_null(strstr(buf, "end 1\n"));
 
 	assert_true(replay_init(&u, &cfg, 4));
 	mem = fmemopen(buf, len, "r");
-	assert_true(replay_parse(&u, mem, BOOT + 2 * WINDOW_MS, err, sizeof(err)));
+	assert_true(replay_parse(&u, mem, BOOT, &got, err, sizeof(err)));
 	fclose(mem);
 	assert_int_equal(u.keys[0].floor_ms, NOW + 1);
 	assert_int_equal(u.keys[0].n_seen, 4);
@@ -113,7 +117,7 @@ static void corrupt_files(void **state)
 		 key, id);
 	assert_true(replay_init(&t, &cfg, 4));
 	mem = fmemopen(good, strlen(good), "r");
-	assert_true(replay_parse(&t, mem, BOOT, err, sizeof(err)));
+	assert_true(replay_parse(&t, mem, BOOT, &got, err, sizeof(err)));
 	fclose(mem);
 	replay_free(&t);
 
@@ -145,7 +149,7 @@ static void corrupt_files(void **state)
 		mem = fmemopen(bad, strlen(bad) ? strlen(bad) : 1, "r");
 		if (!strlen(bad))
 			fgetc(mem);	/* an empty stream */
-		assert_false(replay_parse(&t, mem, BOOT, err, sizeof(err)));
+		assert_false(replay_parse(&t, mem, BOOT, &got, err, sizeof(err)));
 		assert_non_null(strstr(err, ": "));
 		fclose(mem);
 		replay_free(&t);
@@ -189,14 +193,14 @@ static void restart_keeps_refusing(void **state)
 	f = replay_file_open(path, err, sizeof(err));
 	assert_non_null(f);
 	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
-	assert_int_equal(replay_file_load(f, &v.replay, BOOT, err, sizeof(err)),
+	assert_int_equal(replay_file_load(f, &v.replay, BOOT, &got, err, sizeof(err)),
 			 REPLAY_MISSING);
 	t.wall_ms += 100000;	/* up for 100 s */
 	t.boot_ms += 100000;
 	make(ahead, t.wall_ms + 20000);
 	k = packet(ahead);
 	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_OK);
-	assert_true(replay_file_record(f, &v.replay, err, sizeof(err)));
+	assert_true(replay_file_record(f, &v.replay, &hdr, err, sizeof(err)));
 	replay_file_sync(f);
 	assert_int_equal(v.replay.n_fresh, 0);
 	knock_verifier_free(&v);
@@ -208,8 +212,8 @@ static void restart_keeps_refusing(void **state)
 	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_OK);	/* no file */
 	knock_verifier_free(&v);
 	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
-	assert_int_equal(replay_file_load(f, &v.replay, t.boot_ms + 60000, err,
-					  sizeof(err)), REPLAY_LOADED);
+	if (replay_file_load(f, &v.replay, t.boot_ms, &got, err, sizeof(err)) != REPLAY_LOADED)
+		fail_msg("%s", err);
 	v.history = true;
 	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_REPLAY);
 	make(fresh, t.wall_ms);
@@ -237,7 +241,7 @@ static void failed_save_removes_stale_state(void **state)
 	assert_true(replay_init(&t, &cfg, 4));
 	id_of(id, 1);
 	assert_true(replay_accept(&t, 0, NOW, id, BOOT, WINDOW_MS));
-	assert_true(replay_file_record(f, &t, err, sizeof(err)));
+	assert_true(replay_file_record(f, &t, &hdr, err, sizeof(err)));
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	/* a directory where the new file must go: writing it whole fails */
@@ -245,12 +249,12 @@ static void failed_save_removes_stale_state(void **state)
 	id_of(id, 2);
 	assert_true(replay_accept(&t, 0, NOW + 1, id, BOOT, WINDOW_MS));
 	t.overflow = true;
-	assert_false(replay_file_record(f, &t, err, sizeof(err)));
+	assert_false(replay_file_record(f, &t, &hdr, err, sizeof(err)));
 	assert_non_null(strstr(err, path));
 	assert_int_equal(stat(path, &st), -1);
 	rmdir(tmp);
 	/* the next record writes it whole again */
-	assert_true(replay_file_record(f, &t, err, sizeof(err)));
+	assert_true(replay_file_record(f, &t, &hdr, err, sizeof(err)));
 	assert_int_equal(stat(path, &st), 0);
 	replay_file_close(f);
 	replay_free(&t);
@@ -273,15 +277,15 @@ static void journal(void **state)
 	f = replay_file_open(path, err, sizeof(err));
 	assert_non_null(f);
 	assert_true(replay_init(&t, &cfg, 64));
-	assert_true(replay_file_rewrite(f, &t, err, sizeof(err)));
+	assert_true(replay_file_rewrite(f, &t, &hdr, err, sizeof(err)));
 	for (int i = 0; i < 3; i++) {
 		id_of(id, i);
 		assert_true(replay_accept(&t, 1, NOW + (uint64_t)i, id, BOOT, WINDOW_MS));
 	}
-	assert_true(replay_file_record(f, &t, err, sizeof(err)));
+	assert_true(replay_file_record(f, &t, &hdr, err, sizeof(err)));
 	replay_file_sync(f);
 	assert_true(replay_init(&u, &cfg, 64));
-	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_LOADED);
+	assert_int_equal(replay_file_load(f, &u, BOOT, &got, err, sizeof(err)), REPLAY_LOADED);
 	assert_int_equal(u.keys[1].n_seen, 3);
 	replay_free(&u);
 
@@ -291,7 +295,7 @@ static void journal(void **state)
 	fprintf(out, "+ %s 1800000000099:0011", key);
 	fclose(out);
 	assert_true(replay_init(&u, &cfg, 64));
-	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_LOADED);
+	assert_int_equal(replay_file_load(f, &u, BOOT, &got, err, sizeof(err)), REPLAY_LOADED);
 	assert_int_equal(u.keys[1].n_seen, 3);
 	replay_free(&u);
 	/* a whole line that is no journal line: corrupt */
@@ -299,32 +303,166 @@ static void journal(void **state)
 	fprintf(out, "\n+ junk\n");
 	fclose(out);
 	assert_true(replay_init(&u, &cfg, 64));
-	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_CORRUPT);
+	assert_int_equal(replay_file_load(f, &u, BOOT, &got, err, sizeof(err)), REPLAY_CORRUPT);
 	assert_int_equal(u.keys[1].n_seen, 0);
 	replay_free(&u);
 
 	/* 4,100 knocks later the journal is folded into the file */
-	assert_true(replay_file_rewrite(f, &t, err, sizeof(err)));
+	assert_true(replay_file_rewrite(f, &t, &hdr, err, sizeof(err)));
 	for (int i = 0; i < 4100; i++) {
 		id_of(id, i % 200);
 		id[1] = (uint8_t)(i >> 8);
 		assert_true(replay_accept(&t, 0, NOW + 10 + (uint64_t)i, id, BOOT, WINDOW_MS));
 		if (t.n_fresh == REPLAY_FRESH_MAX)
-			assert_true(replay_file_record(f, &t, err, sizeof(err)));
+			assert_true(replay_file_record(f, &t, &hdr, err, sizeof(err)));
 	}
-	assert_true(replay_file_record(f, &t, err, sizeof(err)));
+	assert_true(replay_file_record(f, &t, &hdr, err, sizeof(err)));
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > 4096 * 60);
-	assert_true(replay_file_compact(f, &t, err, sizeof(err)));
+	assert_true(replay_file_compact(f, &t, &hdr, err, sizeof(err)));
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size < 8192);		/* two keys' lines */
 	assert_true(replay_init(&u, &cfg, 64));
-	assert_int_equal(replay_file_load(f, &u, BOOT, err, sizeof(err)), REPLAY_LOADED);
+	assert_int_equal(replay_file_load(f, &u, BOOT, &got, err, sizeof(err)), REPLAY_LOADED);
 	assert_int_equal(u.keys[0].n_seen, 64);
 	assert_int_equal(u.keys[0].floor_ms, t.keys[0].floor_ms);
 	replay_free(&u);
 	replay_file_close(f);
 	replay_free(&t);
+}
+
+/*
+ * Review F2: run 1 accepts K and its state is lost; run 2, starting
+ * without it, refuses K by its start floor; its file must make run 3
+ * refuse K too, not take run 2's empty history for the whole story.
+ */
+static void lost_state_is_not_forgotten_twice(void **state)
+{
+	char err[256], path[512];
+	struct knock_verifier v;
+	struct knock_decision d;
+	struct replay_header h;
+	struct replay_file *f;
+	struct knock_clock t = { NOW, BOOT };
+	struct knock_packet k;
+	uint8_t captured[KNOCK_LEN], honest[KNOCK_LEN];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/lost.state", temp_dir_path());
+	f = replay_file_open(path, err, sizeof(err));
+	assert_non_null(f);
+	/* run 1, whose state is then lost */
+	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
+	make(captured, t.wall_ms + 20000);
+	k = packet(captured);
+	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_OK);
+	knock_verifier_free(&v);
+	/* run 2: no file; it writes one, with its start as a floor */
+	t.wall_ms += 1000;
+	t.boot_ms += 1000;
+	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
+	assert_int_equal(replay_file_load(f, &v.replay, t.boot_ms, &got, err, sizeof(err)),
+			 REPLAY_MISSING);
+	knock_verifier_file_header(&v, &t, &h);
+	assert_int_equal(h.floor_wall_ms, t.wall_ms);
+	assert_true(replay_file_rewrite(f, &v.replay, &h, err, sizeof(err)));
+	knock_verifier_free(&v);
+	/* run 3 loads run 2's file: an older knock of run 1's is refused */
+	make(captured, t.wall_ms - 500);
+	t.wall_ms += 1000;
+	t.boot_ms += 1000;
+	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
+	assert_int_equal(replay_file_load(f, &v.replay, t.boot_ms, &got, err, sizeof(err)),
+			 REPLAY_LOADED);
+	v.history = true;
+	knock_verifier_file_loaded(&v, &got, &t);
+	k = packet(captured);
+	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_REPLAY);
+	make(honest, t.wall_ms);
+	k = packet(honest);
+	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_OK);
+	/* two windows on, the floor is gone from the file it writes */
+	t.wall_ms += 61000;
+	t.boot_ms += 61000;
+	knock_verifier_file_header(&v, &t, &h);
+	assert_int_equal(h.floor_expires_ms, 0);
+	knock_verifier_free(&v);
+	replay_file_close(f);
+}
+
+/* Review F4, across a restart: a file written with a 30 s window, loaded
+ * with a 300 s one, refuses what was forgotten under the old window. */
+static void window_grown_across_restart(void **state)
+{
+	char err[256], path[512];
+	struct server_config wide = cfg;
+	struct knock_verifier v;
+	struct knock_decision d;
+	struct replay_header h;
+	struct replay_file *f;
+	struct knock_clock t = { NOW, BOOT };
+	struct knock_packet k;
+	uint8_t captured[KNOCK_LEN];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/window.state", temp_dir_path());
+	f = replay_file_open(path, err, sizeof(err));
+	assert_non_null(f);
+	assert_true(knock_verifier_init(&v, &server, psk, &cfg, &t));
+	v.history = true;
+	make(captured, t.wall_ms);
+	k = packet(captured);
+	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_OK);
+	t.wall_ms += 62000;	/* forgotten: two windows of 30 s */
+	t.boot_ms += 62000;
+	knock_verifier_file_header(&v, &t, &h);
+	assert_int_equal(h.window_s, 30);
+	assert_true(replay_file_rewrite(f, &v.replay, &h, err, sizeof(err)));
+	knock_verifier_free(&v);
+	wide.knock.window = 300;
+	assert_true(knock_verifier_init(&v, &server, psk, &wide, &t));
+	assert_int_equal(replay_file_load(f, &v.replay, t.boot_ms, &got, err, sizeof(err)),
+			 REPLAY_LOADED);
+	v.history = true;
+	knock_verifier_file_loaded(&v, &got, &t);
+	assert_int_equal(knock_verify(&v, &k, &t, &d), KNOCK_REPLAY);
+	knock_verifier_free(&v);
+	replay_file_close(f);
+}
+
+/* Review F3: a key with replay_entries (1,024 at most) knocks fits a line
+ * the loader takes. */
+static void widest_line_loads(void **state)
+{
+	struct server_config many = cfg;
+	struct replay_table t, u;
+	uint8_t id[REPLAY_ID_LEN];
+	char *buf = NULL, err[256];
+	size_t len = 0;
+	FILE *mem;
+
+	(void)state;
+	many.knock.replay_entries = 1024;
+	assert_true(replay_init(&t, &many, 1024));
+	for (int i = 0; i < 1024; i++) {
+		memset(id, 0xab, sizeof(id));
+		memcpy(id, &i, sizeof(i));
+		assert_true(replay_accept(&t, 0, 18000000000000000000ull + (uint64_t)i,
+					  id, BOOT, WINDOW_MS));
+	}
+	mem = open_memstream(&buf, &len);
+	assert_true(replay_write(&t, &hdr, mem));
+	fclose(mem);
+	assert_true(len > 1024 * 50);
+	assert_true(replay_init(&u, &many, 1024));
+	mem = fmemopen(buf, len, "r");
+	if (!replay_parse(&u, mem, BOOT, &got, err, sizeof(err)))
+		fail_msg("%s", err);
+	fclose(mem);
+	assert_int_equal(u.keys[0].n_seen, 1024);
+	free(buf);
+	replay_free(&t);
+	replay_free(&u);
 }
 
 /* Knocks are forgotten two windows (boot clock) after they were
@@ -374,6 +512,9 @@ int main(void)
 		cmocka_unit_test(restart_keeps_refusing),
 		cmocka_unit_test(failed_save_removes_stale_state),
 		cmocka_unit_test(journal),
+		cmocka_unit_test(lost_state_is_not_forgotten_twice),
+		cmocka_unit_test(window_grown_across_restart),
+		cmocka_unit_test(widest_line_loads),
 		cmocka_unit_test(forgotten_after_two_windows),
 		cmocka_unit_test(log_once_a_minute),
 	};
