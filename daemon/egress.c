@@ -49,11 +49,14 @@ static void log_stream(struct egress *e, uint8_t status)
 		  e->t->src, e->port, tunnel_status_str(status));
 }
 
+/* The last of the egress: its handles are closed, its stream done. */
 static void egress_free(struct egress *e)
 {
-	e->t->open_streams--;
+	struct tsession *t = e->t;
+
 	uvt_stream_free(e->stream);
 	free(e);
+	tsession_stream_freed(t);
 }
 
 static void egress_handle_closed(uv_handle_t *h)
@@ -66,6 +69,19 @@ static void egress_handle_closed(uv_handle_t *h)
 		egress_free(e);
 }
 
+/* A relayed stream reset, or whose tunnel ended, before the service got
+ * all of the client's bytes and a FIN: the service's connection is reset
+ * too. A FIN would say the data was complete, and the bytes not yet
+ * written would hold the socket in the kernel until the service read
+ * them. */
+static bool cut_short(const struct egress *e)
+{
+	const struct uvt_stream *s = e->stream;
+
+	return e->state == RELAYING && (s->failed || s->conn_lost) &&
+	       (!s->peer_fin || s->out_inflight);
+}
+
 static void egress_close_handles(struct egress *e)
 {
 	if (e->handles == 0) {
@@ -75,7 +91,9 @@ static void egress_close_handles(struct egress *e)
 	}
 	if (!uv_is_closing((uv_handle_t *)&e->timer))
 		uv_close((uv_handle_t *)&e->timer, egress_handle_closed);
-	if (e->tcp_open && !uv_is_closing((uv_handle_t *)&e->tcp))
+	if (!e->tcp_open || uv_is_closing((uv_handle_t *)&e->tcp))
+		return;
+	if (!cut_short(e) || uv_tcp_close_reset(&e->tcp, egress_handle_closed) < 0)
 		uv_close((uv_handle_t *)&e->tcp, egress_handle_closed);
 }
 
@@ -298,7 +316,8 @@ struct uvt_stream *egress_accept(struct tsession *t, uint32_t id)
 	e->connect.data = e;
 	e->handles = 1;
 	t->streams++;
-	t->open_streams++;
+	t->open_streams++;	/* until egress_free: t lives as long */
+	t->d->open_streams++;
 	t->d->n.streams++;
 	uv_timer_start(&e->timer, request_timeout,
 		       (uint64_t)t->d->cfg->tunnel.stream_open_timeout * 1000, 0);

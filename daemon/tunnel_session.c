@@ -155,9 +155,29 @@ static void unlink_and_free(struct tsession *t)
 	free(t);
 }
 
+/* An established session is freed once its connection's handles are
+ * closed and the last egress of its streams, each of which points at it,
+ * is freed (its streams are told at once when the connection ends, and
+ * close their sockets). */
+static void session_maybe_free(struct tsession *t)
+{
+	if (t->conn_closed && t->open_streams == 0)
+		unlink_and_free(t);
+}
+
 static void timer_closed(uv_handle_t *h)
 {
-	unlink_and_free(h->data);
+	struct tsession *t = h->data;
+
+	t->conn_closed = true;
+	session_maybe_free(t);
+}
+
+void tsession_stream_freed(struct tsession *t)
+{
+	t->open_streams--;
+	t->d->open_streams--;
+	session_maybe_free(t);
 }
 
 static void session_freed(struct uvt_conn *c)

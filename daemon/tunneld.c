@@ -74,11 +74,13 @@ static void notify_status(struct tunneld *d)
 	char status[512];
 	static char last[512];
 
-	snprintf(status, sizeof(status), "STATUS=sessions %u, handshakes %u, "
+	snprintf(status, sizeof(status), "STATUS=sessions %u, streams open %u, "
+		 "handshakes %u, "
 		 "accepted %llu, refused %llu, unconfirmed %llu, evicted %llu "
 		 "per source + %llu total, sessions refused %llu, "
 		 "streams %llu, refused %llu, timed out %llu",
-		 d->established, d->pending, (unsigned long long)n->accepted,
+		 d->established, d->open_streams, d->pending,
+		 (unsigned long long)n->accepted,
 		 (unsigned long long)n->refused, (unsigned long long)n->unconfirmed,
 		 (unsigned long long)n->evicted_source,
 		 (unsigned long long)n->evicted_total,

@@ -39,6 +39,7 @@ struct tunneld {
 	struct tsession *pending_head, *pending_tail;	/* oldest first */
 	unsigned int pending;		/* in that list */
 	unsigned int established;	/* confirmed sessions, not ended */
+	unsigned int open_streams;	/* egress not yet freed, in all */
 	bool draining;
 	struct tunneld_counts n;
 };
@@ -77,7 +78,9 @@ struct tsession {
 	char src[64];
 	struct source_key source;
 	uint64_t started_ms;
-	unsigned int streams, open_streams;
+	unsigned int streams;
+	unsigned int open_streams;	/* egress not yet freed: t outlives them */
+	bool conn_closed;		/* the uvt_conn's handles and the timer */
 	bool streams_capped_logged, stream_timeout_logged;
 };
 
@@ -91,6 +94,8 @@ void tsession_evict(struct tsession *t, const char *reason);
  * the expiry of the others. */
 void tsession_recheck(struct tsession *t);
 bool tsession_expired(const struct tsession *t);
+/* The egress of one of t's streams is freed (t may be freed with it). */
+void tsession_stream_freed(struct tsession *t);
 
 /* daemon/pending.c: pending handshakes, capped per source and in total. */
 void pending_admit(struct tunneld *d, struct tsession *t);
