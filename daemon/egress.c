@@ -35,18 +35,82 @@ struct egress {
 	int handles;
 };
 
+/*
+ * stream_open lines, per session: up to STREAM_LOG_OPENED a minute for
+ * streams opened, one a minute per error status for the others (a client
+ * may open and close streams as fast as it likes). What is not logged is
+ * counted: the next line of its kind, or a summary a minute later
+ * (egress_flush_logs) or when the session ends, gives the number.
+ */
+#define STREAM_LOG_OPENED 10
+
+static const uint8_t log_statuses[TSESSION_STREAM_LOGS] = {
+	TUNNEL_STATUS_OK, TUNNEL_STATUS_NOT_ALLOWED, TUNNEL_STATUS_REFUSED,
+	TUNNEL_STATUS_UNREACHABLE, TUNNEL_STATUS_INTERNAL,
+};
+
+static size_t log_subject(uint8_t status)
+{
+	for (size_t i = 0; i < TSESSION_STREAM_LOGS; i++)
+		if (log_statuses[i] == status)
+			return i;
+	return TSESSION_STREAM_LOGS - 1;	/* with internal errors */
+}
+
 static void log_stream(struct egress *e, uint8_t status)
 {
-	char f_client[96], f_port[32], f_status[48];
-	const char *fields[] = { f_client, f_port, f_status, NULL };
+	struct tsession *t = e->t;
+	size_t i = log_subject(status);
+	unsigned int burst = i == 0 ? STREAM_LOG_OPENED : 1;
+	char f_client[96], f_src[80], f_port[32], f_status[48], f_count[48];
+	char more[160] = "";
+	const char *fields[] = { f_client, f_src, f_port, f_status, NULL, NULL };
+	uint64_t held;
+	size_t n;
 
-	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", e->t->client_name);
-	snprintf(f_port, sizeof(f_port), "POSTERN_PORT=%u", e->port);
+	if (!log_throttle_burst(&t->stream_log, i, uv_now(t->d->loop), burst, &held))
+		return;
+	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", t->client_name);
+	snprintf(f_src, sizeof(f_src), "POSTERN_SRC=%s", t->src);
+	snprintf(f_port, sizeof(f_port), "POSTERN_PORTS=%u", e->port);
 	snprintf(f_status, sizeof(f_status), "POSTERN_STATUS=%s",
-		 status == TUNNEL_STATUS_OK ? "ok" : tunnel_status_str(status));
+		 tunnel_status_str(status));
+	if (held) {
+		snprintf(f_count, sizeof(f_count), "POSTERN_COUNT=%llu",
+			 (unsigned long long)held + 1);
+		fields[4] = f_count;
+		snprintf(more, sizeof(more), " (and %llu more like it since the "
+			 "last such line)", (unsigned long long)held);
+	}
+	n = strlen(more);
+	if (log_throttle_spent(&t->stream_log, i, burst))
+		snprintf(more + n, sizeof(more) - n, "; more like it on this tunnel "
+			 "within a minute are only counted");
 	log_event(status == TUNNEL_STATUS_OK ? LOG_INFO : LOG_WARNING, "stream_open",
-		  fields, "%s (%s): stream to port %u: %s", e->t->client_name,
-		  e->t->src, e->port, tunnel_status_str(status));
+		  fields, "%s (%s): stream to port %u: %s%s", t->client_name,
+		  t->src, e->port, tunnel_status_str(status), more);
+}
+
+void egress_flush_logs(struct tsession *t, bool ending)
+{
+	uint64_t now = ending ? UINT64_MAX : uv_now(t->d->loop), held;
+	char f_client[96], f_src[80], f_status[48], f_count[48];
+	const char *fields[] = { f_client, f_src, f_status, f_count, NULL };
+
+	for (size_t i = 0; i < TSESSION_STREAM_LOGS; i++) {
+		if (!log_throttle_due(&t->stream_log, i, now, &held))
+			continue;
+		snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", t->client_name);
+		snprintf(f_src, sizeof(f_src), "POSTERN_SRC=%s", t->src);
+		snprintf(f_status, sizeof(f_status), "POSTERN_STATUS=%s",
+			 tunnel_status_str(log_statuses[i]));
+		snprintf(f_count, sizeof(f_count), "POSTERN_COUNT=%llu",
+			 (unsigned long long)held);
+		log_event(i == 0 ? LOG_INFO : LOG_WARNING, "stream_open", fields,
+			  "%s (%s): %llu more streams (%s) since the last such line",
+			  t->client_name, t->src, (unsigned long long)held,
+			  tunnel_status_str(log_statuses[i]));
+	}
 }
 
 /* The last of the egress: its handles are closed, its stream done. */
@@ -111,6 +175,7 @@ static void answer(struct egress *e, uint8_t status)
 	log_stream(e, status);
 	uvt_stream_send(e->stream, &status, 1);
 	if (status != TUNNEL_STATUS_OK) {
+		e->t->d->n.streams_failed++;
 		e->state = DENIED;
 		uvt_stream_close(e->stream);
 	}

@@ -218,6 +218,7 @@ static void session_ended(struct uvt_conn *c, const char *error)
 	if (was != TS_ESTABLISHED)
 		return;		/* closed for a cap or a refusal: logged */
 	d->established--;
+	egress_flush_logs(t, true);
 	snprintf(msg, sizeof(msg), "closed: %llu bytes in, %llu out, %llu ms, "
 		 "%u streams%s%s", (unsigned long long)c->bytes_in,
 		 (unsigned long long)c->bytes_out,
@@ -536,6 +537,8 @@ void tsession_accept(struct tunneld *d, uv_stream_t *listener)
 	t->pprev = &d->sessions;
 	d->sessions = t;
 	t->started_ms = uv_now(d->loop);
+	t->stream_log.slots = t->stream_log_slots;
+	t->stream_log.n = TSESSION_STREAM_LOGS;
 	t->state = TS_HELLO;
 	peer_of(t);
 	uv_timer_init(d->loop, &t->timer);
