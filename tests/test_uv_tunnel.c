@@ -184,27 +184,12 @@ static void on_watchdog(uv_timer_t *h)
 /* Two connected uvt_conns and a stream between them. */
 static int setup(void **state)
 {
-	struct noise_keypair alice, srv;
-	struct tunnel_handshake c, s;
 	struct tunnel_transport ct, st;
-	struct tunnel_server_hello hello;
-	uint8_t psk[KEY_LEN], m1[2048], m2[2048], pub[KEY_LEN];
-	size_t n1 = sizeof(m1), n2 = sizeof(m2);
-	uint16_t port = 22;
 	int tun[2], src[2], svc[2];
 
 	(void)state;
 	memset(&t, 0, sizeof(t));
-	test_keypair(&alice);
-	test_keypair(&srv);
-	random_bytes(psk, KEY_LEN);
-	assert_int_equal(tunnel_client_init(&c, &alice, srv.pub, psk), TUNNEL_OK);
-	assert_int_equal(tunnel_client_start(&c, m1, &n1), TUNNEL_OK);
-	assert_int_equal(tunnel_server_read_hello(&s, &srv, psk, m1 + 2, n1 - 2, pub),
-			 TUNNEL_OK);
-	assert_int_equal(tunnel_server_accept(&s, &port, 1, 1, m2, &n2, &st), TUNNEL_OK);
-	assert_int_equal(tunnel_client_finish(&c, m2 + 2, n2 - 2, &hello, &ct), TUNNEL_OK);
-
+	test_transport_pair(&ct, &st);
 	assert_int_equal(uv_loop_init(&t.loop), 0);
 	socket_pair(tun, 0);
 	socket_pair(src, 0);

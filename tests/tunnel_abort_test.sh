@@ -100,8 +100,6 @@ mkdir sink
 start_bg "$NS_S" python3 sink.py $SPORT "$TMP/sink"
 wait_for 5 test -f sink/hangup
 
-status() { grep -a '^STATUS=' notify.log | tail -1; }
-status_has() { status | grep -q "$1"; }
 count() { cat "sink/$1" 2>/dev/null; }
 count_is() { [ "$(count "$1")" = "$2" ]; }
 # Bytes the daemon has written to the sink and the kernel not yet sent:

@@ -118,8 +118,6 @@ pipe_ok() {	# a real client from the main address: a line there and back
 	echo "$out"
 	[ "$out" = pipe-ok ]
 }
-status() { grep -a '^STATUS=' notify.log | tail -1; }
-status_has() { status | grep -q "$1"; }
 log_count() { grep -c -- "$1" tunneld.log; }
 export -f status status_has wait_for
 export TMP
