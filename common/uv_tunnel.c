@@ -362,13 +362,16 @@ static void ev_writable(void *user, uint32_t id)
 
 static void ev_closed(void *user, uint32_t id, void *stream_user)
 {
+	struct uvt_conn *c = user;
 	struct uvt_stream *s = stream_user;
 
-	(void)user;
 	(void)id;
 	if (!s)
 		return;
 	s->mux_closed = true;
+	/* From yamux_free in conn_end: the tunnel is gone, and with it any
+	 * reason to wait for local writes (stream_maybe_done). */
+	s->conn_lost = c->ended;
 	s->conn = NULL;
 	if (s->in && s->in_reading) {
 		uv_read_stop(s->in);
@@ -534,6 +537,13 @@ static void local_write_done(uv_write_t *req, int status)
 	struct uvt_stream *s = w->stream;
 
 	s->out_inflight -= w->len;
+	if (s->done_called) {
+		/* Cancelled by the close of s->out after its tunnel ended
+		 * (UV_ECANCELED): s lives until that close completes, and
+		 * there is nothing more to do with it. */
+		free(w);
+		return;
+	}
 	if (status < 0 && !s->mux_closed && s->conn) {
 		uvt_stream_reset(s);
 	} else if (!s->mux_closed && s->conn) {
@@ -685,9 +695,12 @@ void uvt_stream_reset(struct uvt_stream *s)
 	uvt_conn_flush(c);
 }
 
+/* Once yamux forgot the stream: at once if its tunnel ended (closing the
+ * local handles cancels what is still being written: a dead tunnel holds
+ * no socket), else when every local write has completed. */
 static void stream_maybe_done(struct uvt_stream *s)
 {
-	if (s->done_called || !s->mux_closed || s->out_inflight)
+	if (s->done_called || !s->mux_closed || (s->out_inflight && !s->conn_lost))
 		return;
 	s->done_called = true;
 	if (s->relaying)

@@ -76,7 +76,10 @@ struct uvt_stream_hooks {
 	/* The peer refused, reset, or the session ended before the relay. */
 	void (*failed)(struct uvt_stream *s);
 	/* The stream is over both ways and every local write has completed;
-	 * close the local handles (uvt_stream_free once they are closed). */
+	 * or its session ended (conn_lost), whatever is still being
+	 * written. Close the local handles now: a close cancels the writes
+	 * in flight, and s stays valid until it completes (uvt_stream_free
+	 * once they are closed). */
 	void (*done)(struct uvt_stream *s);
 	/* Client side: the peer accepted our open. */
 	void (*established)(struct uvt_stream *s);
@@ -97,6 +100,7 @@ struct uvt_stream {
 	uv_stream_t *in, *out;		/* local ends, once relaying */
 	bool relaying;
 	bool mux_closed;		/* yamux forgot the stream */
+	bool conn_lost;			/* ...because its session ended */
 	bool failed;
 	/* tunnel → local */
 	struct uvt_pending *queue, **queue_tail;	/* not yet written */

@@ -35,25 +35,92 @@ struct egress {
 	int handles;
 };
 
-static void log_stream(struct egress *e, uint8_t status)
-{
-	char f_client[96], f_port[32], f_status[48];
-	const char *fields[] = { f_client, f_port, f_status, NULL };
+/*
+ * stream_open lines, per session: up to STREAM_LOG_OPENED a minute for
+ * streams opened, one a minute per error status for the others (a client
+ * may open and close streams as fast as it likes). What is not logged is
+ * counted: the next line of its kind, or a summary a minute later
+ * (egress_flush_logs) or when the session ends, gives the number.
+ */
+#define STREAM_LOG_OPENED 10
 
-	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", e->t->client_name);
-	snprintf(f_port, sizeof(f_port), "POSTERN_PORT=%u", e->port);
-	snprintf(f_status, sizeof(f_status), "POSTERN_STATUS=%s",
-		 status == TUNNEL_STATUS_OK ? "ok" : tunnel_status_str(status));
-	log_event(status == TUNNEL_STATUS_OK ? LOG_INFO : LOG_WARNING, "stream_open",
-		  fields, "%s (%s): stream to port %u: %s", e->t->client_name,
-		  e->t->src, e->port, tunnel_status_str(status));
+static const uint8_t log_statuses[TSESSION_STREAM_LOGS] = {
+	TUNNEL_STATUS_OK, TUNNEL_STATUS_NOT_ALLOWED, TUNNEL_STATUS_REFUSED,
+	TUNNEL_STATUS_UNREACHABLE, TUNNEL_STATUS_INTERNAL,
+};
+
+static size_t log_subject(uint8_t status)
+{
+	for (size_t i = 0; i < TSESSION_STREAM_LOGS; i++)
+		if (log_statuses[i] == status)
+			return i;
+	return TSESSION_STREAM_LOGS - 1;	/* with internal errors */
 }
 
+static void log_stream(struct egress *e, uint8_t status)
+{
+	struct tsession *t = e->t;
+	size_t i = log_subject(status);
+	unsigned int burst = i == 0 ? STREAM_LOG_OPENED : 1;
+	char f_client[96], f_src[80], f_port[32], f_status[48], f_count[48];
+	char more[160] = "";
+	const char *fields[] = { f_client, f_src, f_port, f_status, NULL, NULL };
+	uint64_t held;
+	size_t n;
+
+	if (!log_throttle_burst(&t->stream_log, i, uv_now(t->d->loop), burst, &held))
+		return;
+	snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", t->client_name);
+	snprintf(f_src, sizeof(f_src), "POSTERN_SRC=%s", t->src);
+	snprintf(f_port, sizeof(f_port), "POSTERN_PORTS=%u", e->port);
+	snprintf(f_status, sizeof(f_status), "POSTERN_STATUS=%s",
+		 tunnel_status_str(status));
+	if (held) {
+		snprintf(f_count, sizeof(f_count), "POSTERN_COUNT=%llu",
+			 (unsigned long long)held + 1);
+		fields[4] = f_count;
+		snprintf(more, sizeof(more), " (and %llu more like it since the "
+			 "last such line)", (unsigned long long)held);
+	}
+	n = strlen(more);
+	if (log_throttle_spent(&t->stream_log, i, burst))
+		snprintf(more + n, sizeof(more) - n, "; more like it on this tunnel "
+			 "within a minute are only counted");
+	log_event(status == TUNNEL_STATUS_OK ? LOG_INFO : LOG_WARNING, "stream_open",
+		  fields, "%s (%s): stream to port %u: %s%s", t->client_name,
+		  t->src, e->port, tunnel_status_str(status), more);
+}
+
+void egress_flush_logs(struct tsession *t, bool ending)
+{
+	uint64_t now = ending ? UINT64_MAX : uv_now(t->d->loop), held;
+	char f_client[96], f_src[80], f_status[48], f_count[48];
+	const char *fields[] = { f_client, f_src, f_status, f_count, NULL };
+
+	for (size_t i = 0; i < TSESSION_STREAM_LOGS; i++) {
+		if (!log_throttle_due(&t->stream_log, i, now, &held))
+			continue;
+		snprintf(f_client, sizeof(f_client), "POSTERN_CLIENT=%s", t->client_name);
+		snprintf(f_src, sizeof(f_src), "POSTERN_SRC=%s", t->src);
+		snprintf(f_status, sizeof(f_status), "POSTERN_STATUS=%s",
+			 tunnel_status_str(log_statuses[i]));
+		snprintf(f_count, sizeof(f_count), "POSTERN_COUNT=%llu",
+			 (unsigned long long)held);
+		log_event(i == 0 ? LOG_INFO : LOG_WARNING, "stream_open", fields,
+			  "%s (%s): %llu more streams (%s) since the last such line",
+			  t->client_name, t->src, (unsigned long long)held,
+			  tunnel_status_str(log_statuses[i]));
+	}
+}
+
+/* The last of the egress: its handles are closed, its stream done. */
 static void egress_free(struct egress *e)
 {
-	e->t->open_streams--;
+	struct tsession *t = e->t;
+
 	uvt_stream_free(e->stream);
 	free(e);
+	tsession_stream_freed(t);
 }
 
 static void egress_handle_closed(uv_handle_t *h)
@@ -66,6 +133,19 @@ static void egress_handle_closed(uv_handle_t *h)
 		egress_free(e);
 }
 
+/* A relayed stream reset, or whose tunnel ended, before the service got
+ * all of the client's bytes and a FIN: the service's connection is reset
+ * too. A FIN would say the data was complete, and the bytes not yet
+ * written would hold the socket in the kernel until the service read
+ * them. */
+static bool cut_short(const struct egress *e)
+{
+	const struct uvt_stream *s = e->stream;
+
+	return e->state == RELAYING && (s->failed || s->conn_lost) &&
+	       (!s->peer_fin || s->out_inflight);
+}
+
 static void egress_close_handles(struct egress *e)
 {
 	if (e->handles == 0) {
@@ -75,7 +155,9 @@ static void egress_close_handles(struct egress *e)
 	}
 	if (!uv_is_closing((uv_handle_t *)&e->timer))
 		uv_close((uv_handle_t *)&e->timer, egress_handle_closed);
-	if (e->tcp_open && !uv_is_closing((uv_handle_t *)&e->tcp))
+	if (!e->tcp_open || uv_is_closing((uv_handle_t *)&e->tcp))
+		return;
+	if (!cut_short(e) || uv_tcp_close_reset(&e->tcp, egress_handle_closed) < 0)
 		uv_close((uv_handle_t *)&e->tcp, egress_handle_closed);
 }
 
@@ -93,6 +175,7 @@ static void answer(struct egress *e, uint8_t status)
 	log_stream(e, status);
 	uvt_stream_send(e->stream, &status, 1);
 	if (status != TUNNEL_STATUS_OK) {
+		e->t->d->n.streams_failed++;
 		e->state = DENIED;
 		uvt_stream_close(e->stream);
 	}
@@ -298,7 +381,8 @@ struct uvt_stream *egress_accept(struct tsession *t, uint32_t id)
 	e->connect.data = e;
 	e->handles = 1;
 	t->streams++;
-	t->open_streams++;
+	t->open_streams++;	/* until egress_free: t lives as long */
+	t->d->open_streams++;
 	t->d->n.streams++;
 	uv_timer_start(&e->timer, request_timeout,
 		       (uint64_t)t->d->cfg->tunnel.stream_open_timeout * 1000, 0);

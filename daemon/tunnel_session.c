@@ -155,9 +155,29 @@ static void unlink_and_free(struct tsession *t)
 	free(t);
 }
 
+/* An established session is freed once its connection's handles are
+ * closed and the last egress of its streams, each of which points at it,
+ * is freed (its streams are told at once when the connection ends, and
+ * close their sockets). */
+static void session_maybe_free(struct tsession *t)
+{
+	if (t->conn_closed && t->open_streams == 0)
+		unlink_and_free(t);
+}
+
 static void timer_closed(uv_handle_t *h)
 {
-	unlink_and_free(h->data);
+	struct tsession *t = h->data;
+
+	t->conn_closed = true;
+	session_maybe_free(t);
+}
+
+void tsession_stream_freed(struct tsession *t)
+{
+	t->open_streams--;
+	t->d->open_streams--;
+	session_maybe_free(t);
 }
 
 static void session_freed(struct uvt_conn *c)
@@ -198,6 +218,7 @@ static void session_ended(struct uvt_conn *c, const char *error)
 	if (was != TS_ESTABLISHED)
 		return;		/* closed for a cap or a refusal: logged */
 	d->established--;
+	egress_flush_logs(t, true);
 	snprintf(msg, sizeof(msg), "closed: %llu bytes in, %llu out, %llu ms, "
 		 "%u streams%s%s", (unsigned long long)c->bytes_in,
 		 (unsigned long long)c->bytes_out,
@@ -516,6 +537,8 @@ void tsession_accept(struct tunneld *d, uv_stream_t *listener)
 	t->pprev = &d->sessions;
 	d->sessions = t;
 	t->started_ms = uv_now(d->loop);
+	t->stream_log.slots = t->stream_log_slots;
+	t->stream_log.n = TSESSION_STREAM_LOGS;
 	t->state = TS_HELLO;
 	peer_of(t);
 	uv_timer_init(d->loop, &t->timer);

@@ -74,18 +74,21 @@ static void notify_status(struct tunneld *d)
 	char status[512];
 	static char last[512];
 
-	snprintf(status, sizeof(status), "STATUS=sessions %u, handshakes %u, "
+	snprintf(status, sizeof(status), "STATUS=sessions %u, streams open %u, "
+		 "handshakes %u, "
 		 "accepted %llu, refused %llu, unconfirmed %llu, evicted %llu "
 		 "per source + %llu total, sessions refused %llu, "
-		 "streams %llu, refused %llu, timed out %llu",
-		 d->established, d->pending, (unsigned long long)n->accepted,
+		 "streams %llu, refused %llu, timed out %llu, failed %llu",
+		 d->established, d->open_streams, d->pending,
+		 (unsigned long long)n->accepted,
 		 (unsigned long long)n->refused, (unsigned long long)n->unconfirmed,
 		 (unsigned long long)n->evicted_source,
 		 (unsigned long long)n->evicted_total,
 		 (unsigned long long)n->sessions_refused,
 		 (unsigned long long)n->streams,
 		 (unsigned long long)n->streams_refused,
-		 (unsigned long long)n->stream_timeouts);
+		 (unsigned long long)n->stream_timeouts,
+		 (unsigned long long)n->streams_failed);
 	/* Every second, but only what changed: an idle daemon stays quiet. */
 	if (strcmp(status, last) == 0)
 		return;
@@ -99,6 +102,9 @@ static void on_status_timer(uv_timer_t *t)
 	struct tunneld *d = t->data;
 
 	notify_status(d);
+	for (struct tsession *s = d->sessions; s; s = s->next)
+		if (s->state == TS_ESTABLISHED)
+			egress_flush_logs(s, false);
 	if (++ticks % WATCHDOG_EVERY == 0)
 		sd_notify(0, "WATCHDOG=1");
 }

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "log_throttle.h"
 #include "noise.h"
 #include "secrets.h"
 #include "uv_tunnel.h"
@@ -25,6 +26,7 @@ struct tunneld_counts {
 	uint64_t evicted_total;		/* oldest pending of all, for a newer */
 	uint64_t sessions_refused;	/* max_sessions reached */
 	uint64_t streams, streams_refused, stream_timeouts;
+	uint64_t streams_failed;	/* answered with an error status */
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -39,6 +41,7 @@ struct tunneld {
 	struct tsession *pending_head, *pending_tail;	/* oldest first */
 	unsigned int pending;		/* in that list */
 	unsigned int established;	/* confirmed sessions, not ended */
+	unsigned int open_streams;	/* egress not yet freed, in all */
 	bool draining;
 	struct tunneld_counts n;
 };
@@ -50,6 +53,9 @@ enum tsession_state {
 	TS_ESTABLISHED,			/* the client proved its keys */
 	TS_CLOSING,
 };
+
+/* stream_open log lines of a session, one subject per status (egress.c). */
+#define TSESSION_STREAM_LOGS 5
 
 /* The per-source key of the handshake caps: an IPv4 address, or the /64
  * of an IPv6 one (one host usually holds a whole /64). */
@@ -77,8 +83,12 @@ struct tsession {
 	char src[64];
 	struct source_key source;
 	uint64_t started_ms;
-	unsigned int streams, open_streams;
+	unsigned int streams;
+	unsigned int open_streams;	/* egress not yet freed: t outlives them */
+	bool conn_closed;		/* the uvt_conn's handles and the timer */
 	bool streams_capped_logged, stream_timeout_logged;
+	struct log_throttle stream_log;	/* over stream_log_slots */
+	struct log_throttle_slot stream_log_slots[TSESSION_STREAM_LOGS];
 };
 
 /* daemon/tunnel_session.c */
@@ -91,6 +101,8 @@ void tsession_evict(struct tsession *t, const char *reason);
  * the expiry of the others. */
 void tsession_recheck(struct tsession *t);
 bool tsession_expired(const struct tsession *t);
+/* The egress of one of t's streams is freed (t may be freed with it). */
+void tsession_stream_freed(struct tsession *t);
 
 /* daemon/pending.c: pending handshakes, capped per source and in total. */
 void pending_admit(struct tunneld *d, struct tsession *t);
@@ -105,5 +117,8 @@ bool limit_log_allow(const char *reason, const struct source_key *src,
 
 /* daemon/egress.c: a stream the client opened. */
 struct uvt_stream *egress_accept(struct tsession *t, uint32_t id);
+/* Summary lines for the stream_open lines not written: those whose minute
+ * is over, or all of them when the session is ending. */
+void egress_flush_logs(struct tsession *t, bool ending);
 
 #endif

@@ -156,6 +156,11 @@ stop_pid() {
 	return 1
 }
 
+# The last STATUS= line a daemon sent to notify_sink, whose output is
+# notify.log in the current directory; status_has PATTERN matches it.
+status() { grep -a '^STATUS=' notify.log | tail -1; }
+status_has() { status | grep -q "$1"; }
+
 # wait_for SECONDS COMMAND...: poll every 50 ms until it succeeds.
 wait_for() {
 	local limit=$(( $1 * 20 ))

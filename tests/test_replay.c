@@ -504,6 +504,35 @@ static void log_once_a_minute(void **state)
 	log_throttle_free(&t);
 }
 
+/* Up to a burst of lines per interval; a summary starts a new one, and a
+ * subject that goes takes what it holds at once. */
+static void log_burst_a_minute(void **state)
+{
+	struct log_throttle t;
+	uint64_t held = 99;
+
+	(void)state;
+	assert_true(log_throttle_init(&t, 2));
+	for (int i = 0; i < 3; i++) {
+		assert_true(log_throttle_burst(&t, 0, 1000 + (uint64_t)i, 3, &held));
+		assert_int_equal(held, 0);
+		assert_int_equal(log_throttle_spent(&t, 0, 3), i == 2);
+	}
+	for (int i = 0; i < 7; i++)
+		assert_false(log_throttle_burst(&t, 0, 2000, 3, &held));
+	assert_true(log_throttle_due(&t, 0, 1000 + LOG_THROTTLE_MS, &held));
+	assert_int_equal(held, 7);
+	/* The summary was the new interval's first line: two more. */
+	assert_true(log_throttle_burst(&t, 0, 1000 + LOG_THROTTLE_MS + 1, 3, &held));
+	assert_true(log_throttle_burst(&t, 0, 1000 + LOG_THROTTLE_MS + 2, 3, &held));
+	assert_false(log_throttle_burst(&t, 0, 1000 + LOG_THROTTLE_MS + 3, 3, &held));
+	assert_true(log_throttle_due(&t, 0, UINT64_MAX, &held));
+	assert_int_equal(held, 1);
+	assert_false(log_throttle_due(&t, 0, UINT64_MAX, &held));
+	assert_false(log_throttle_due(&t, 1, UINT64_MAX, &held));	/* never used */
+	log_throttle_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +546,7 @@ int main(void)
 		cmocka_unit_test(widest_line_loads),
 		cmocka_unit_test(forgotten_after_two_windows),
 		cmocka_unit_test(log_once_a_minute),
+		cmocka_unit_test(log_burst_a_minute),
 	};
 
 	if (!crypto_init())

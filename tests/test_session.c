@@ -59,27 +59,12 @@ static const struct yamux_events events = {
 /* A real handshake, then a session on each side. */
 static int setup(void **state)
 {
-	struct noise_keypair alice, srv;
-	struct tunnel_handshake c, s;
 	struct tunnel_transport ct, st;
-	struct tunnel_server_hello hello;
 	struct yamux_config cc = yamux_config_default(true);
 	struct yamux_config sc = yamux_config_default(false);
-	uint8_t psk[KEY_LEN], m1[2048], m2[2048], pub[KEY_LEN];
-	size_t n1 = sizeof(m1), n2 = sizeof(m2);
-	uint16_t port = 22;
 
 	(void)state;
-	test_keypair(&alice);
-	test_keypair(&srv);
-	random_bytes(psk, KEY_LEN);
-	assert_int_equal(tunnel_client_init(&c, &alice, srv.pub, psk), TUNNEL_OK);
-	assert_int_equal(tunnel_client_start(&c, m1, &n1), TUNNEL_OK);
-	assert_int_equal(tunnel_server_read_hello(&s, &srv, psk, m1 + 2, n1 - 2, pub),
-			 TUNNEL_OK);
-	assert_int_equal(tunnel_server_accept(&s, &port, 1, 1, m2, &n2, &st), TUNNEL_OK);
-	assert_int_equal(tunnel_client_finish(&c, m2 + 2, n2 - 2, &hello, &ct), TUNNEL_OK);
-
+	test_transport_pair(&ct, &st);
 	memset(&client, 0, sizeof(client));
 	memset(&server, 0, sizeof(server));
 	client.s = session_new(&ct, &cc, &events, &client);

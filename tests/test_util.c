@@ -1,6 +1,7 @@
 #include "test_util.h"
 
 #include "noise.h"
+#include "tunnel.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,6 +18,27 @@ void test_keypair(struct noise_keypair *kp)
 	if (!random_bytes(priv, KEY_LEN) || !noise_keypair_init(kp, priv))
 		abort();
 	wipe(priv, sizeof(priv));
+}
+
+void test_transport_pair(struct tunnel_transport *client,
+			 struct tunnel_transport *server)
+{
+	struct noise_keypair alice, srv;
+	struct tunnel_handshake c, s;
+	struct tunnel_server_hello hello;
+	uint8_t psk[KEY_LEN], m1[2048], m2[2048], pub[KEY_LEN];
+	size_t n1 = sizeof(m1), n2 = sizeof(m2);
+	uint16_t port = 22;
+
+	test_keypair(&alice);
+	test_keypair(&srv);
+	if (!random_bytes(psk, KEY_LEN) ||
+	    tunnel_client_init(&c, &alice, srv.pub, psk) != TUNNEL_OK ||
+	    tunnel_client_start(&c, m1, &n1) != TUNNEL_OK ||
+	    tunnel_server_read_hello(&s, &srv, psk, m1 + 2, n1 - 2, pub) != TUNNEL_OK ||
+	    tunnel_server_accept(&s, &port, 1, 1, m2, &n2, server) != TUNNEL_OK ||
+	    tunnel_client_finish(&c, m2 + 2, n2 - 2, &hello, client) != TUNNEL_OK)
+		abort();
 }
 
 uint8_t *hex_decode(const char *hex, size_t *len)

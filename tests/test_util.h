@@ -10,6 +10,11 @@ uint8_t *hex_decode(const char *hex, size_t *len);
 /* A fresh random static key pair; aborts if the kernel has no randomness. */
 struct noise_keypair;
 void test_keypair(struct noise_keypair *kp);
+/* A real tunnel handshake between fresh keys: the transports of both
+ * ends. Aborts if it fails. */
+struct tunnel_transport;
+void test_transport_pair(struct tunnel_transport *client,
+			 struct tunnel_transport *server);
 
 /* A private temporary directory, removed when the test exits. */
 const char *temp_dir_path(void);

@@ -118,8 +118,6 @@ pipe_ok() {	# a real client from the main address: a line there and back
 	echo "$out"
 	[ "$out" = pipe-ok ]
 }
-status() { grep -a '^STATUS=' notify.log | tail -1; }
-status_has() { status | grep -q "$1"; }
 log_count() { grep -c -- "$1" tunneld.log; }
 export -f status status_has wait_for
 export TMP
@@ -206,6 +204,30 @@ check "a stream with no open request is reset at stream_open_timeout" bash -c '
 check "  ...logged and counted" bash -c '
 	grep -q "dave .*: stream reset: no open request within 2 s" tunneld.log &&
 	wait_for 3 status_has "timed out 1"'
+
+# Stream lines a client can repeat at will: 300 streams to a port not in
+# egress, one after another on one tunnel, are one line and, when the
+# tunnel closes, one summary; 30 streams opened are 10 lines and a
+# summary. STATUS= counts every refused one.
+failed_before=$(status | grep -oE "failed [0-9]+" | grep -oE "[0-9]+")
+check "300 streams to a port not allowed, one after another: all refused" bash -c '
+	out=$(ip netns exec '"$NS_C"' '"$PEER"' -k dave.key -s "$(cat server.pub)" -p psk \
+		'"$SERVER4 $TPORT"' seq 300 9); echo "$out"; echo "$out" | grep -qx "ok 0 failed 300 reset 0 other 0"'
+check "  ...counted in STATUS=" \
+	wait_for 3 status_has "failed $((failed_before + 300))\$"
+check "  ...when the tunnel closes, one summary line with the other 299" \
+	wait_for 3 grep -q "dave .*: 299 more streams (port not allowed) since the last such line (.*POSTERN_COUNT=299" tunneld.log
+check "  ...and one line for the first, no more" \
+	test "$(log_count "dave .*: stream to port 9: port not allowed; more like it on this tunnel within a minute are only counted")" -eq 1 -a \
+	"$(log_count "port not allowed")" -eq 2
+opened=$(log_count "dave .*: stream to port $EPORT: ok")
+check "30 streams opened one after another on one tunnel" bash -c '
+	out=$(ip netns exec '"$NS_C"' '"$PEER"' -k dave.key -s "$(cat server.pub)" -p psk \
+		'"$SERVER4 $TPORT"' seq 30 '"$EPORT"'); echo "$out"; echo "$out" | grep -qx "ok 30 failed 0 reset 0 other 0"'
+check "  ...10 lines, then one summary for the other 20" bash -c '
+	wait_for 3 grep -q "dave .*: 20 more streams (ok) since the last such line" tunneld.log &&
+	[ "$(grep -c "dave .*: stream to port '"$EPORT"': ok" tunneld.log)" -eq '"$((opened + 10))"' ] &&
+	[ "$(grep -c "dave .*: stream to port '"$EPORT"': ok; more like it on this tunnel within a minute are only counted" tunneld.log)" -eq 1 ]'
 
 # 10: sessions per client (2): a third tunnel of alice is refused; her
 # two open ones go on.

@@ -11,6 +11,11 @@
  *                          one tunnel, N streams opened to DPORT, run for
  *                          SECONDS. Prints "ok X reset Y other Z bytes B".
  *                          noread: never hand back window credit.
+ *   seq N DPORT            one tunnel, N streams to DPORT one after
+ *                          another: each opened, its status byte awaited
+ *                          (5 s at most), then closed. Prints "ok X failed
+ *                          Y reset Z other W": status ok, an error
+ *                          status, reset, no answer.
  *   push N DPORT SECONDS   one tunnel, N streams to DPORT, each written to
  *                          as fast as its window allows, for SECONDS.
  *                          Prints "pushed B".
@@ -262,6 +267,38 @@ static int streams(struct peer *pr, int n, uint16_t dport, int seconds)
 	return 0;
 }
 
+static int sequence(struct peer *pr, int n, uint16_t dport)
+{
+	uint8_t req[TUNNEL_REQUEST_LEN];
+	int ok = 0, failed = 0, reset = 0, other = 0;
+
+	tunnel_request_encode(req, dport);
+	for (int i = 0; i < n && !pr->ended; i++) {
+		uint32_t id = yamux_open(pr->s->mux);
+		uint64_t end = now_ms() + 5000;
+		size_t k = slot(id);
+
+		if (!id || yamux_write(pr->s->mux, id, req, sizeof(req)) != sizeof(req))
+			return die("cannot open a stream");
+		pr->got_status[k] = pr->reset[k] = false;
+		while (!pr->ended && !pr->got_status[k] && !pr->reset[k] && now_ms() < end)
+			pump(pr, 1);
+		if (pr->reset[k])
+			reset++;
+		else if (!pr->got_status[k])
+			other++;
+		else if (pr->status[k] == TUNNEL_STATUS_OK)
+			ok++;
+		else
+			failed++;
+		yamux_close(pr->s->mux, id);
+	}
+	pump(pr, 200);	/* the last FIN goes out */
+	printf("ok %d failed %d reset %d other %d%s\n", ok, failed, reset, other,
+	       pr->ended ? " ended" : "");
+	return 0;
+}
+
 static int push(struct peer *pr, int n, uint16_t dport, int seconds)
 {
 	static uint8_t chunk[16384];
@@ -382,6 +419,8 @@ int main(int argc, char *argv[])
 	if (!strcmp(mode, "streams") && (argc == 3 || argc == 4)) {
 		pr->noread = argc == 4 && !strcmp(argv[3], "noread");
 		rc = streams(pr, atoi(argv[0]), (uint16_t)atoi(argv[1]), atoi(argv[2]));
+	} else if (!strcmp(mode, "seq") && argc == 2) {
+		rc = sequence(pr, atoi(argv[0]), (uint16_t)atoi(argv[1]));
 	} else if (!strcmp(mode, "push") && argc == 3) {
 		rc = push(pr, atoi(argv[0]), (uint16_t)atoi(argv[1]), atoi(argv[2]));
 	} else if (!strcmp(mode, "garbage") && argc == 1) {
