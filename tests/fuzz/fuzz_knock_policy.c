@@ -1,0 +1,292 @@
+/*
+ * The knock policy behind the AEAD. Every knock here is real: built with
+ * knock_build() from the fixed keys (or, to set its reserved bytes, by the
+ * same Noise calls), so each one authenticates and the fuzzer explores
+ * what comes after: unknown key, expiry, clock skew, replay and the
+ * daemon's start floor, target, open_seconds, rate limit. It picks the
+ * server's knock settings, the daemon's start, and a sequence of knocks:
+ * who sends (ALICE, BOB, expired CAROL, unknown MALLORY, ALICE with another
+ * fleet's PSK or for another server, or a resend of an earlier packet's
+ * exact bytes), from which source, when, and every payload field.
+ *
+ * Input: settings u8 (bit 0 allow_target; bits 1-2 window 1, 30, 300 or
+ * 3600 s; bits 3-5 open_seconds; bits 6-7 max_open_seconds above it) ‖
+ * start s8 (the daemon's, in s from now) ‖ records of 12 bytes:
+ *   who u8 (low 3 bits; bits 3-5: which earlier packet a resend takes) ‖
+ *   source u8 ‖ now step s16 ×10 ms ‖ timestamp − now s16 ×10 ms ‖
+ *   target u8 ‖ open_seconds u16 ‖ flags u16 ‖ reserved u8 (last byte)
+ *
+ * Invariants: each verdict is what the design's checks, in their order,
+ * give (a model: expect()); in particular nothing is accepted from an
+ * unknown key, an expired client, another fleet or for another server;
+ * the same knock bytes are never accepted twice; a non-zero target only
+ * with allow_target; open_seconds in 1..max_open_seconds.
+ */
+#include <string.h>
+
+#include "fuzz_util.h"
+#include "ip_udp.h"
+#include "knock_verify.h"
+
+#define RECORD_LEN 12
+#define MAX_KNOCKS 16
+#define HISTORY 8
+
+/* Sources: two IPv4, three IPv6 of which two share a /64. */
+static uint8_t sources[5][16];
+static uint8_t other_target[2][16];
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	static const char *const src_text[5] = {
+		"198.51.100.7", "203.0.113.9", "2001:db8:1::7",
+		"2001:db8:1::8", "2001:db8:2::7",
+	};
+
+	(void)argc;
+	(void)argv;
+	fuzz_init();
+	for (int i = 0; i < 5; i++)
+		check(addr_from_text(sources[i], src_text[i]));
+	check(addr_from_text(other_target[0], "192.0.2.1"));
+	check(addr_from_text(other_target[1], "2001:db8:ffff::1"));
+	return 0;
+}
+
+/* A knock as the fuzzer wants it, and the packet made of it. */
+struct knock {
+	enum knock_sender who;
+	uint8_t pick;		/* S_RESEND: which earlier packet */
+	uint8_t src[16];
+	uint64_t now;
+	struct knock_payload p;
+	uint8_t reserved[4];
+	uint8_t pkt[KNOCK_LEN];
+	bool reserved_set;
+};
+
+/* The model's memory: what the verifier should remember. */
+struct model {
+	uint64_t start, last[MALLORY];
+	struct bucket {
+		uint8_t prefix[16];
+		uint64_t updated;
+		uint32_t millitokens;
+		bool used;
+	} buckets[5];
+	uint8_t accepted[MAX_KNOCKS][KNOCK_LEN];
+	size_t n_accepted;
+};
+
+/* Built knocks, by sender, place in the input and payload: the fuzzer
+ * mutates one record at a time, and two X25519 of the three a build costs
+ * are saved when the others come from here. Verdicts never depend on the
+ * ephemeral, so a crash reproduces without the cache. */
+#define CACHE_SIZE 4096
+static struct cached {
+	uint8_t key[2 + KNOCK_PAYLOAD_LEN];
+	uint8_t pkt[KNOCK_LEN];
+	bool used;
+} cache[CACHE_SIZE];
+
+static void build(struct knock *k, size_t place)
+{
+	const struct noise_keypair *c =
+		&fk.client[k->who <= S_MALLORY ? (int)k->who : ALICE];
+	const uint8_t *server = k->who == S_OTHER_SERVER ? fk.other.pub : fk.server.pub;
+	const uint8_t *psk = k->who == S_WRONG_PSK ? fk.wrong_psk : fk.psk;
+	uint8_t key[2 + KNOCK_PAYLOAD_LEN];
+	uint32_t h = 2166136261u;	/* FNV-1a */
+	struct cached *e;
+
+	key[0] = (uint8_t)k->who;
+	key[1] = (uint8_t)place;
+	knock_payload_encode(key + 2, &k->p);
+	memcpy(key + 2 + 28, k->reserved, 4);
+	for (size_t i = 0; i < sizeof(key); i++)
+		h = (h ^ key[i]) * 16777619u;
+	e = &cache[h % CACHE_SIZE];
+	if (e->used && memcmp(e->key, key, sizeof(key)) == 0) {
+		memcpy(k->pkt, e->pkt, KNOCK_LEN);
+		return;
+	}
+	if (k->reserved_set)
+		check(fuzz_knock_build(k->pkt, c, server, psk, key + 2, NULL));
+	else
+		check(knock_build(k->pkt, c, server, psk, &k->p));
+	memcpy(e->key, key, sizeof(key));
+	memcpy(e->pkt, k->pkt, KNOCK_LEN);
+	e->used = true;
+}
+
+/* KNOCK_RATE_BURST tokens per source (an IPv6 /64), KNOCK_RATE_PER_SECOND
+ * back per second, as the design has it; five sources never evict. */
+static bool rate_allow(struct model *m, const uint8_t src[16], uint64_t now)
+{
+	uint8_t prefix[16];
+	struct bucket *b = NULL;
+
+	memcpy(prefix, src, 16);
+	if (!addr_is_v4(src))
+		memset(prefix + 8, 0, 8);
+	for (int i = 0; i < 5 && !b; i++)
+		if (!m->buckets[i].used || !memcmp(m->buckets[i].prefix, prefix, 16))
+			b = &m->buckets[i];
+	if (!b->used) {
+		*b = (struct bucket){ .used = true,
+				      .millitokens = KNOCK_RATE_BURST * 1000 };
+		memcpy(b->prefix, prefix, 16);
+	}
+	if (now > b->updated) {
+		uint64_t t = b->millitokens + (now - b->updated) * KNOCK_RATE_PER_SECOND;
+
+		b->millitokens = t > KNOCK_RATE_BURST * 1000 ? KNOCK_RATE_BURST * 1000
+							      : (uint32_t)t;
+	}
+	b->updated = now;
+	if (b->millitokens < 1000)
+		return false;
+	b->millitokens -= 1000;
+	return true;
+}
+
+/* The verdict the design gives, its checks in their order, and the state
+ * it leaves. who is the sender the packet was built for. */
+static enum knock_reason expect(struct model *m, const struct knock_config *kc,
+				const struct knock *k, enum knock_sender who)
+{
+	const struct client_entry *c;
+	uint64_t ts = k->p.timestamp_ms, skew;
+
+	if (who == S_OTHER_SERVER)
+		return KNOCK_BAD_MAC1;
+	if (!rate_allow(m, k->src, k->now))
+		return KNOCK_RATE_LIMITED;
+	if (who == S_WRONG_PSK)	/* BAD_MAC1 once mac1 covers the PSK */
+		return KNOCK_BAD_NOISE;
+	if (k->p.flags != 0 || (k->reserved_set &&
+				(k->reserved[0] | k->reserved[1] |
+				 k->reserved[2] | k->reserved[3])))
+		return KNOCK_BAD_PAYLOAD;
+	if (who == S_MALLORY)
+		return KNOCK_UNKNOWN_KEY;
+	c = &fuzz_knock_cfg.clients[who];
+	if (c->expires_at != 0 && (int64_t)(k->now / 1000) >= c->expires_at)
+		return KNOCK_EXPIRED;
+	skew = ts > k->now ? ts - k->now : k->now - ts;
+	if (skew > (uint64_t)kc->window * 1000)
+		return KNOCK_SKEW;
+	if (ts <= m->last[who] || ts < m->start)
+		return KNOCK_REPLAY;
+	m->last[who] = ts;
+	if (!is_zero_ct(k->p.target, 16) && !kc->allow_target)
+		return KNOCK_TARGET_REFUSED;
+	return KNOCK_OK;
+}
+
+static void check_accepted(struct model *m, const struct knock_config *kc,
+			   const struct knock *k, enum knock_sender who,
+			   const struct knock_decision *d)
+{
+	unsigned int want = k->p.open_seconds ? k->p.open_seconds : kc->open_seconds;
+
+	check(who == S_ALICE || who == S_BOB);
+	check(d->client == &fuzz_knock_cfg.clients[who]);
+	check(d->timestamp_ms == k->p.timestamp_ms);
+	if (is_zero_ct(k->p.target, 16))
+		check(memcmp(d->target, k->src, 16) == 0);
+	else
+		check(kc->allow_target && memcmp(d->target, k->p.target, 16) == 0);
+	check(d->open_seconds >= 1 && d->open_seconds <= kc->max_open_seconds);
+	check(d->open_seconds == (want < kc->max_open_seconds ? want
+							       : kc->max_open_seconds));
+	for (size_t i = 0; i < m->n_accepted; i++)
+		check(memcmp(m->accepted[i], k->pkt, KNOCK_LEN) != 0);
+	memcpy(m->accepted[m->n_accepted++], k->pkt, KNOCK_LEN);
+}
+
+static void read_record(struct fuzz_in *in, struct knock *k, uint64_t *now)
+{
+	uint8_t target;
+
+	memset(k, 0, sizeof(*k));
+	target = fz_u8(in);
+	k->who = (enum knock_sender)(target & 7);
+	k->pick = target >> 3 & 7;
+	memcpy(k->src, sources[fz_u8(in) % 5], 16);
+	*now += (uint64_t)((int64_t)(int16_t)fz_u16(in) * 10);
+	k->now = *now;
+	k->p.timestamp_ms = *now + (uint64_t)((int64_t)(int16_t)fz_u16(in) * 10);
+	target = fz_u8(in);
+	if (target % 4 == 1)
+		memcpy(k->p.target, other_target[0], 16);
+	else if (target % 4 == 2)
+		memcpy(k->p.target, other_target[1], 16);
+	else if (target % 4 == 3)
+		memcpy(k->p.target, k->src, 16);
+	k->p.open_seconds = fz_u16(in);
+	k->p.flags = fz_u16(in);
+	k->reserved[3] = fz_u8(in);
+	k->reserved_set = k->reserved[3] != 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const unsigned int windows[4] = { 1, 30, 300, 3600 };
+	struct fuzz_in in = { data, size };
+	struct server_config cfg = fuzz_knock_cfg;
+	struct knock_config *kc = &cfg.knock;
+	struct knock history[HISTORY];
+	struct knock_verifier v;
+	struct model m = { 0 };
+	uint64_t now = FUZZ_NOW_MS;
+	uint8_t settings;
+	size_t n = 0, built = 0;
+
+	if (size < 2 || (size - 2) / RECORD_LEN > MAX_KNOCKS)
+		return 0;
+	settings = fz_u8(&in);
+	kc->allow_target = settings & 1;
+	kc->window = windows[settings >> 1 & 3];
+	kc->open_seconds = 1u + (settings >> 3 & 7) * 10;
+	kc->max_open_seconds = kc->open_seconds + (settings >> 6) * 100;
+	m.start = FUZZ_NOW_MS + (uint64_t)((int64_t)(int8_t)fz_u8(&in) * 1000);
+	check(knock_verifier_init(&v, &fk.server, fk.psk, &cfg, m.start));
+
+	while (in.n >= RECORD_LEN) {
+		struct knock k;
+		struct knock_decision d;
+		enum knock_sender who;
+		enum knock_reason r, want;
+
+		read_record(&in, &k, &now);
+		if (k.who == S_RESEND && n > 0) {
+			/* The bytes of an earlier knock, now, from here. */
+			const struct knock *old = &history[k.pick % n];
+
+			memcpy(k.pkt, old->pkt, KNOCK_LEN);
+			k.p = old->p;
+			memcpy(k.reserved, old->reserved, 4);
+			k.reserved_set = old->reserved_set;
+			who = old->who;
+		} else {
+			if (k.who == S_RESEND || k.who == S_ALICE_AGAIN)
+				k.who = S_ALICE;
+			build(&k, built++);
+			who = k.who;
+			if (n < HISTORY)
+				history[n++] = k;
+		}
+		r = knock_verify(&v, k.pkt, KNOCK_LEN, k.src, k.now, &d);
+		want = expect(&m, kc, &k, who);
+		check(r == want);
+		if (r == KNOCK_OK)
+			check_accepted(&m, kc, &k, who, &d);
+		else if (r >= KNOCK_UNKNOWN_KEY && who != S_MALLORY)
+			check(d.client == &fuzz_knock_cfg.clients[who]);
+		else
+			check(d.client == NULL);
+	}
+	knock_verifier_free(&v);
+	return 0;
+}
