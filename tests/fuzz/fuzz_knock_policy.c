@@ -7,18 +7,22 @@
  * server's knock settings, the daemon's start, and a sequence of knocks:
  * who sends (ALICE, BOB, expired CAROL, unknown MALLORY, ALICE with another
  * fleet's PSK or for another server, or a resend of an earlier packet's
- * exact bytes), from which source, when, and every payload field.
+ * exact bytes), from which source, when, and every payload field; and
+ * reloads between them (SIGHUP: the allowlist reversed, or without BOB),
+ * which keep each remaining key's replay state.
  *
  * Input: settings u8 (bit 0 allow_target; bits 1-2 window 1, 30, 300 or
  * 3600 s; bits 3-5 open_seconds; bits 6-7 max_open_seconds above it) ‖
  * start s8 (the daemon's, in s from now) ‖ records of 12 bytes:
- *   who u8 (low 3 bits; bits 3-5: which earlier packet a resend takes) ‖
+ *   who u8 (low 3 bits; bits 3-5: which earlier packet a resend takes,
+ *   which allowlist a reload) ‖
  *   source u8 ‖ now step s16 ×10 ms ‖ timestamp − now s16 ×10 ms ‖
  *   target u8 ‖ open_seconds u16 ‖ flags u16 ‖ reserved u8 (last byte)
  *
  * Invariants: each verdict is what the design's checks, in their order,
  * give (a model: expect()); in particular nothing is accepted from an
- * unknown key, an expired client, another fleet or for another server;
+ * unknown or removed key, an expired client, another fleet or for another
+ * server; an accepted knock names its sender's entry in the current list;
  * the same knock bytes are never accepted twice; a non-zero target only
  * with allow_target; open_seconds in 1..max_open_seconds.
  */
@@ -64,6 +68,46 @@ struct knock {
 	uint8_t pkt[KNOCK_LEN];
 	bool reserved_set;
 };
+
+/* The allowlists a reload may swap in: the base one, the same clients in
+ * reverse order, and one without BOB. A key once removed is not added
+ * back: knock_verifier_reload() forgets a removed key's replay state, so a
+ * key added again could open with its last knock once more while that is
+ * within the window; that needs a fix in the reload first. */
+struct lists {
+	struct server_config cfg[3];
+	struct client_entry reversed[3], no_bob[2];
+	const struct server_config *cur;
+};
+
+static void lists_init(struct lists *l, const struct knock_config *kc)
+{
+	const struct client_entry *c = fuzz_knock_cfg.clients;
+
+	l->reversed[0] = c[CAROL];
+	l->reversed[1] = c[BOB];
+	l->reversed[2] = c[ALICE];
+	l->no_bob[0] = c[ALICE];
+	l->no_bob[1] = c[CAROL];
+	for (int i = 0; i < 3; i++) {
+		l->cfg[i] = fuzz_knock_cfg;
+		l->cfg[i].knock = *kc;
+	}
+	l->cfg[1].clients = l->reversed;
+	l->cfg[2].clients = l->no_bob;
+	l->cfg[2].n_clients = 2;
+	l->cur = &l->cfg[0];
+}
+
+/* who's entry in the current list, or NULL. */
+static const struct client_entry *entry(const struct lists *l,
+					enum knock_sender who)
+{
+	for (size_t i = 0; who <= S_CAROL && i < l->cur->n_clients; i++)
+		if (!memcmp(l->cur->clients[i].public_key, fk.client[who].pub, KEY_LEN))
+			return &l->cur->clients[i];
+	return NULL;
+}
 
 /* The model's memory: what the verifier should remember. */
 struct model {
@@ -152,10 +196,11 @@ static bool rate_allow(struct model *m, const uint8_t src[16], uint64_t now)
 
 /* The verdict the design gives, its checks in their order, and the state
  * it leaves. who is the sender the packet was built for. */
-static enum knock_reason expect(struct model *m, const struct knock_config *kc,
+static enum knock_reason expect(struct model *m, const struct lists *l,
 				const struct knock *k, enum knock_sender who)
 {
-	const struct client_entry *c;
+	const struct knock_config *kc = &l->cur->knock;
+	const struct client_entry *c = entry(l, who);
 	uint64_t ts = k->p.timestamp_ms, skew;
 
 	if (who == S_OTHER_SERVER)
@@ -168,9 +213,8 @@ static enum knock_reason expect(struct model *m, const struct knock_config *kc,
 				(k->reserved[0] | k->reserved[1] |
 				 k->reserved[2] | k->reserved[3])))
 		return KNOCK_BAD_PAYLOAD;
-	if (who == S_MALLORY)
+	if (!c)
 		return KNOCK_UNKNOWN_KEY;
-	c = &fuzz_knock_cfg.clients[who];
 	if (c->expires_at != 0 && (int64_t)(k->now / 1000) >= c->expires_at)
 		return KNOCK_EXPIRED;
 	skew = ts > k->now ? ts - k->now : k->now - ts;
@@ -184,14 +228,15 @@ static enum knock_reason expect(struct model *m, const struct knock_config *kc,
 	return KNOCK_OK;
 }
 
-static void check_accepted(struct model *m, const struct knock_config *kc,
+static void check_accepted(struct model *m, const struct lists *l,
 			   const struct knock *k, enum knock_sender who,
 			   const struct knock_decision *d)
 {
+	const struct knock_config *kc = &l->cur->knock;
 	unsigned int want = k->p.open_seconds ? k->p.open_seconds : kc->open_seconds;
 
 	check(who == S_ALICE || who == S_BOB);
-	check(d->client == &fuzz_knock_cfg.clients[who]);
+	check(d->client == entry(l, who));
 	check(d->timestamp_ms == k->p.timestamp_ms);
 	if (is_zero_ct(k->p.target, 16))
 		check(memcmp(d->target, k->src, 16) == 0);
@@ -230,15 +275,28 @@ static void read_record(struct fuzz_in *in, struct knock *k, uint64_t *now)
 	k->reserved_set = k->reserved[3] != 0;
 }
 
+/* A SIGHUP: the verifier takes list i; the model forgets removed keys. */
+static void reload(struct knock_verifier *v, struct model *m, struct lists *l,
+		   unsigned int i)
+{
+	if (l->cur == &l->cfg[2])
+		return;		/* BOB stays removed */
+	check(knock_verifier_reload(v, &l->cfg[i]));
+	l->cur = &l->cfg[i];
+	for (int who = S_ALICE; who <= S_CAROL; who++)
+		if (!entry(l, who))
+			m->last[who] = 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned int windows[4] = { 1, 30, 300, 3600 };
 	struct fuzz_in in = { data, size };
-	struct server_config cfg = fuzz_knock_cfg;
-	struct knock_config *kc = &cfg.knock;
+	struct knock_config kc = fuzz_knock_cfg.knock;
 	struct knock history[HISTORY];
 	struct knock_verifier v;
 	struct model m = { 0 };
+	struct lists l;
 	uint64_t now = FUZZ_NOW_MS;
 	uint8_t settings;
 	size_t n = 0, built = 0;
@@ -246,12 +304,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2 || (size - 2) / RECORD_LEN > MAX_KNOCKS)
 		return 0;
 	settings = fz_u8(&in);
-	kc->allow_target = settings & 1;
-	kc->window = windows[settings >> 1 & 3];
-	kc->open_seconds = 1u + (settings >> 3 & 7) * 10;
-	kc->max_open_seconds = kc->open_seconds + (settings >> 6) * 100;
+	kc.allow_target = settings & 1;
+	kc.window = windows[settings >> 1 & 3];
+	kc.open_seconds = 1u + (settings >> 3 & 7) * 10;
+	kc.max_open_seconds = kc.open_seconds + (settings >> 6) * 100;
+	lists_init(&l, &kc);
 	m.start = FUZZ_NOW_MS + (uint64_t)((int64_t)(int8_t)fz_u8(&in) * 1000);
-	check(knock_verifier_init(&v, &fk.server, fk.psk, &cfg, m.start));
+	check(knock_verifier_init(&v, &fk.server, fk.psk, l.cur, m.start));
 
 	while (in.n >= RECORD_LEN) {
 		struct knock k;
@@ -260,6 +319,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		enum knock_reason r, want;
 
 		read_record(&in, &k, &now);
+		if (k.who == S_RELOAD) {
+			reload(&v, &m, &l, k.pick % 3);
+			continue;
+		}
 		if (k.who == S_RESEND && n > 0) {
 			/* The bytes of an earlier knock, now, from here. */
 			const struct knock *old = &history[k.pick % n];
@@ -270,7 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			k.reserved_set = old->reserved_set;
 			who = old->who;
 		} else {
-			if (k.who == S_RESEND || k.who == S_ALICE_AGAIN)
+			if (k.who == S_RESEND)
 				k.who = S_ALICE;
 			build(&k, built++);
 			who = k.who;
@@ -278,12 +341,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				history[n++] = k;
 		}
 		r = knock_verify(&v, k.pkt, KNOCK_LEN, k.src, k.now, &d);
-		want = expect(&m, kc, &k, who);
+		want = expect(&m, &l, &k, who);
 		check(r == want);
 		if (r == KNOCK_OK)
-			check_accepted(&m, kc, &k, who, &d);
-		else if (r >= KNOCK_UNKNOWN_KEY && who != S_MALLORY)
-			check(d.client == &fuzz_knock_cfg.clients[who]);
+			check_accepted(&m, &l, &k, who, &d);
+		else if (r >= KNOCK_UNKNOWN_KEY && entry(&l, who))
+			check(d.client == entry(&l, who));
 		else
 			check(d.client == NULL);
 	}

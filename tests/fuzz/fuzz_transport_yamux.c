@@ -20,7 +20,8 @@
  *   4 DRAIN    up to (arg + 1) × 4 KiB of what the session sends, which
  *              the peer opens and reads as yamux frames
  *   5 CONSUME  stream u8: the application is done with (arg + 1) × 4 KiB
- *   6 APP      stream u8: close it, reset it, write to it, or open one
+ *   6 APP      stream u8: by arg mod 4, close it, reset it, write up to
+ *              (arg + 1) × 4 KiB to it, or open one
  *   7 GOAWAY   the session goes away
  *
  * Invariants: while only sealed messages go in, the session never fails on
@@ -158,6 +159,12 @@ static void on_event(void *user, uint32_t id)
 	st.events++;
 }
 
+static void on_writable(void *user, uint32_t id)
+{
+	(void)user;
+	check(find(id) != NULL);	/* only a stream that wrote blocks */
+}
+
 static void on_closed(void *user, uint32_t id, void *stream_user)
 {
 	struct stream *x = find(id);
@@ -176,6 +183,7 @@ static const struct yamux_events events = {
 	.on_fin = on_event,
 	.on_reset = on_event,
 	.on_goaway = on_event,
+	.on_writable = on_writable,
 	.on_closed = on_closed,
 };
 
@@ -283,7 +291,7 @@ static uint32_t stream_id(struct fuzz_in *in)
 
 static void app(uint8_t what, uint32_t id)
 {
-	static const uint8_t bytes[4000];
+	static const uint8_t bytes[32 * 4096];
 	uint8_t req[TUNNEL_REQUEST_LEN];
 
 	switch (what % 4) {
@@ -294,7 +302,7 @@ static void app(uint8_t what, uint32_t id)
 		yamux_reset(st.s->mux, id);
 		break;
 	case 2:
-		yamux_write(st.s->mux, id, bytes, (size_t)what * 125);
+		yamux_write(st.s->mux, id, bytes, ((size_t)what + 1) * 4096);
 		break;
 	case 3:
 		if (st.n_streams == MAX_STREAMS || !(id = yamux_open(st.s->mux)))
@@ -375,8 +383,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		run(&in);
 	}
-	for (int i = 0; i < 8 && yamux_output_pending(st.s->mux) > 0; i++)
+	for (int i = 0; i < 8 && session_output_pending(st.s); i++)
 		drain(SIZE_MAX);
+	check(session_strerror(st.s) != NULL);
 	session_free(st.s);
 	check(st.opened == st.closed && st.n_streams == 0);
 	return 0;

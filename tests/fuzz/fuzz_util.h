@@ -109,7 +109,7 @@ enum knock_sender {
 	S_WRONG_PSK,		/* ALICE, with another fleet's PSK */
 	S_OTHER_SERVER,		/* ALICE, for another server */
 	S_RESEND,		/* an earlier packet again, byte for byte */
-	S_ALICE_AGAIN,
+	S_RELOAD,		/* not a knock: SIGHUP, another allowlist */
 };
 
 /* fuzz_transport_yamux: its mode bits, and its ops (low 3 bits). */

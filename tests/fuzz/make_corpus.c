@@ -163,7 +163,8 @@ static void accepted(void)
 	check(ip_udp_parse(&d, sd.b + 3, sd.n - 3, orig));
 	check(knock_verifier_init(&v, &fk.server, fk.psk, &fuzz_knock_cfg,
 				  FUZZ_NOW_MS - 1000));
-	check(knock_verify(&v, d.payload, d.captured, d.src, FUZZ_NOW_MS,
+	check(d.captured == d.payload_len);
+	check(knock_verify(&v, d.payload, d.payload_len, d.src, FUZZ_NOW_MS,
 			   &dec) == KNOCK_OK);
 	knock_verifier_free(&v);
 }
@@ -272,6 +273,15 @@ static void knock_policy_seeds(void)
 	rec(S_ALICE, 0, 0, 0, 0, 0, 1, 0);		/* a flag */
 	rec(S_ALICE, 0, 0, 0, 0, 0, 0, 7);		/* a reserved byte */
 	save(t, "refused_senders_and_payloads");
+	begin(), put8(SETTINGS(0, 1)), put8(0xff);
+	rec(S_ALICE, 0, 0, 0, 0, 0, 0, 0);
+	rec(S_RELOAD | 1 << 3, 0, 0, 0, 0, 0, 0, 0);	/* the list reversed */
+	rec(S_RESEND, 1, 10, 0, 0, 0, 0, 0);		/* still a replay */
+	rec(S_BOB, 1, 10, 0, 0, 0, 0, 0);
+	rec(S_RELOAD | 2 << 3, 0, 0, 0, 0, 0, 0, 0);	/* without BOB */
+	rec(S_BOB, 1, 10, 1, 0, 0, 0, 0);
+	rec(S_ALICE, 0, 10, 1, 0, 0, 0, 0);
+	save(t, "reloads");
 	begin(), put8(SETTINGS(0, 2)), put8(100);	/* start 100 s ahead */
 	rec(S_ALICE, 0, 0, 0, 0, 0, 0, 0);
 	rec(S_ALICE, 0, 10000, 0, 0, 0, 0, 0);
@@ -391,17 +401,37 @@ static void transport_seeds(void)
 	seal_frame(YAMUX_DATA, YAMUX_SYN, 3, 3, req80, 3);
 	put8(OP_DRAIN | 31 << 3);
 	save(t, "server_stream_port_80_refused");
-	/* A whole window in one frame, spelled by OP_REPEAT, consumed lazily. */
+	/* A whole window in one frame, spelled by OP_REPEAT, consumed
+	 * lazily; then a frame larger than the credit given back. */
 	begin(), put8(TM_LAZY);
 	seal_frame(YAMUX_WINDOW_UPDATE, YAMUX_SYN, 1, 0, NULL, 0);
 	seal_frame(YAMUX_DATA, 0, 1, 3 + 4 * TUNNEL_MAX_PLAIN, req22, 3);
-	put8(OP_REPEAT), put8(3), put16(65535);
+	put8(OP_REPEAT), put8(3), put16(TUNNEL_MAX_PLAIN);
 	put8(OP_CONSUME | 31 << 3), put8(0);
 	put8(OP_DRAIN | 31 << 3);
 	seal_frame(YAMUX_DATA, 0, 1, 200000, NULL, 0);
 	put8(OP_REPEAT), put8(3), put16(50000);
+	save(t, "server_window_overrun");
+	/* The round trip measured (a ping answered at once), then windows
+	 * consumed as fast as they come: they grow. */
+	begin(), put8(0);
+	put8(OP_TIME), put8(OP_DRAIN | 31 << 3);
+	seal_frame(YAMUX_PING, YAMUX_ACK, 0, 1, NULL, 0);
+	seal_frame(YAMUX_DATA, YAMUX_SYN, 1, 3, req22, 3);
+	for (int w = 0; w < 8; w++) {
+		seal_frame(YAMUX_DATA, 0, 1, 2 * TUNNEL_MAX_PLAIN, NULL, 0);
+		put8(OP_REPEAT), put8(1), put16(TUNNEL_MAX_PLAIN);
+		put8(OP_DRAIN | 31 << 3);
+	}
+	save(t, "server_window_grows");
+	/* The server writes more than the window: blocked, then credited. */
+	begin(), put8(0);
+	seal_frame(YAMUX_DATA, YAMUX_SYN, 1, 3, req22, 3);
+	for (int w = 0; w < 3; w++)
+		put8(OP_APP | 30 << 3), put8(0), put8(OP_DRAIN | 31 << 3);
+	seal_frame(YAMUX_WINDOW_UPDATE, 0, 1, 1 << 20, NULL, 0);
 	put8(OP_DRAIN | 31 << 3);
-	save(t, "server_window_filled");
+	save(t, "server_writer_blocked");
 	/* Keepalive: time passes, the ping goes out, the peer answers it. */
 	begin(), put8(0);
 	put8(OP_TIME), put8(OP_DRAIN | 31 << 3);
