@@ -10,8 +10,9 @@
 # SECONDS (default 600) is each target's time unless TARGET=SECONDS says
 # otherwise; no TARGET: all of them. Needs the fuzz build (build/fuzz).
 # Writes each target's log and crash inputs under build/fuzz-campaign, and
-# prints a Markdown table: seconds taken, executions, exec/s, libFuzzer's final
-# cov and ft, corpus files and bytes, crashes.
+# prints a Markdown table: seconds taken, executions, exec/s, and from
+# libFuzzer's last status line cov, ft and the corpus (inputs/bytes), then
+# the crash inputs written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ for a in "$@"; do
 done
 
 mkdir -p "$out"
-echo "| target | seconds | executions | exec/s | cov | ft | corpus (files, bytes) | crashes |"
+echo "| target | seconds | executions | exec/s | cov | ft | corpus | crashes |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 while read -r name opts; do
 	[[ $# -eq 0 || -n ${want[$name]:-} ]] || continue
@@ -47,11 +48,10 @@ while read -r name opts; do
 	# the final status line (DONE, or the last before a crash)
 	done_line=$(grep -E '^#[0-9]+[[:space:]].* cov: ' "$log" | tail -1 || true)
 	runs=$(sed -n 's/^stat::number_of_executed_units: //p' "$log" | tail -1)
-	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+	rate=$([[ -n $runs && $took -gt 0 ]] && echo $((runs / took)) || echo '?')
 	cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")
-	files=$(find "$out/corpus/$name" -type f | wc -l)
-	bytes=$(find "$out/corpus/$name" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+	corp=$(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<<"$done_line")
 	crashes=$(find "$out/crashes/$name" -type f | wc -l)
-	echo "| $name | $took | ${runs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | $files, $bytes | $crashes |"
+	echo "| $name | $took | ${runs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | $crashes |"
 done <"$list"

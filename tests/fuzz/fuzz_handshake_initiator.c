@@ -56,6 +56,7 @@ static bool read_msg2(void *ctx, const uint8_t *msg, size_t len)
 	(void)ctx;
 	e = tunnel_client_finish(&c, msg, len, &hello, &t);
 	check(c.noise.failed);
+	check(tunnel_strerror(e)[0] != '\0');
 	if (e != TUNNEL_OK) {
 		check(e == TUNNEL_E_HANDSHAKE || e == TUNNEL_E_HELLO ||
 		      e == TUNNEL_E_VERSION);

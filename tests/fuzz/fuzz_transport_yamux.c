@@ -13,8 +13,10 @@
  * Each op is a byte, its low 3 bits what, its high 5 bits arg:
  *   0 SEAL     len u16, len bytes: one message, fed in pieces of arg³ bytes
  *              (arg 0: whole)
- *   1 REPEAT   count u8, len u16: count messages of len filler bytes, to
- *              fill a window the input is too short to spell out
+ *   1 REPEAT   count u8, len u16, plen u8, plen bytes: count + 1 messages
+ *              of len bytes, the pattern over and over ('x' when empty):
+ *              windows filled, or floods of frames, that the input is too
+ *              short to spell out
  *   2 RAW      len u8, len bytes, unsealed into the stream
  *   3 TIME     arg seconds pass; the keepalive ticks
  *   4 DRAIN    up to (arg + 1) × 4 KiB of what the session sends, which
@@ -70,14 +72,13 @@ static struct state {
 
 static struct fuzz_tunnel ft;
 static uint8_t wire[TUNNEL_LEN_PREFIX + TUNNEL_MAX_MSG];
-static uint8_t filler[TUNNEL_MAX_PLAIN];
+static uint8_t filler[TUNNEL_MAX_PLAIN];	/* a pattern, repeated */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fuzz_tunnel_init(&ft);
-	memset(filler, 'x', sizeof(filler));
 	return 0;
 }
 
@@ -223,6 +224,21 @@ static void seal(const uint8_t *p, size_t n, size_t piece)
 	input(wire, n + TUNNEL_OVERHEAD, piece);
 }
 
+static void repeat(struct fuzz_in *in)
+{
+	unsigned int count = fz_u8(in) + 1u;
+	size_t len = fz_u16(in), plen;
+	const uint8_t *p;
+
+	plen = fz_take(in, fz_u8(in), &p);
+	if (len > sizeof(filler))
+		len = sizeof(filler);
+	for (size_t i = 0; i < len; i++)
+		filler[i] = plen ? p[i % plen] : 'x';
+	while (count-- > 0)
+		seal(filler, len, 0);
+}
+
 /* The peer reads the session's yamux frames: they must be well formed,
  * and the window updates are the credit each stream was given. */
 static void peer_frames(const uint8_t *p, size_t n)
@@ -330,8 +346,7 @@ static void run(struct fuzz_in *in)
 			seal(p, n, (size_t)arg * arg * arg);
 			break;
 		case OP_REPEAT:
-			for (unsigned int k = fz_u8(in) + 1u, len = fz_u16(in); k > 0; k--)
-				seal(filler, len, 0);
+			repeat(in);
 			break;
 		case OP_RAW:
 			n = fz_take(in, fz_u8(in), &p);

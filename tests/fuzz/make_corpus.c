@@ -57,6 +57,11 @@ static void put32(uint32_t v)
 	put16((uint16_t)v);
 }
 
+static void put_text(const char *s)
+{
+	put(s, strlen(s));
+}
+
 static void begin(void)
 {
 	sd.n = 0;
@@ -88,17 +93,38 @@ static void knock(uint8_t out[KNOCK_LEN], enum fuzz_client c, uint8_t e_fill)
 			       payload, e));
 }
 
-/* flags u8 ‖ orig_len u16 ‖ an IPv4 packet holding a UDP datagram. */
+/* fuzz_knock_packet's input: flags u8 ‖ orig_len u16 (ip_len when only
+ * held bytes of it arrive) ‖ the packet. Returns where the packet starts. */
+static size_t packet_begin(uint8_t flags, size_t ip_len, size_t held)
+{
+	put8(flags);
+	put16(held < ip_len ? (uint16_t)ip_len : 0);
+	return sd.n;
+}
+
+/* The UDP header and payload that end the packet, cut to held bytes. */
+static void udp_end(const uint8_t *payload, size_t len, size_t start,
+		    size_t held)
+{
+	put16(40000);
+	put16(62201);
+	put16((uint16_t)(8 + len));
+	put16(0);
+	put(payload, len);
+	if (sd.n - start > held)
+		sd.n = start + held;
+}
+
+/* An IPv4 packet with options bytes of options, frag its flags and
+ * fragment offset. */
 static void ipv4(uint8_t flags, const char *src, const uint8_t *payload,
 		 size_t len, size_t options, uint16_t frag, size_t held)
 {
 	uint8_t addr[16];
-	size_t ip_len = 20 + options + 8 + len, start;
+	size_t ip_len = 20 + options + 8 + len;
+	size_t start = packet_begin(flags, ip_len, held);
 
 	check(addr_from_text(addr, src));
-	put8(flags);
-	put16(held < ip_len ? (uint16_t)ip_len : 0);
-	start = sd.n;
 	put8((uint8_t)(0x40 | (20 + options) / 4));
 	put8(0);
 	put16((uint16_t)ip_len);
@@ -110,27 +136,19 @@ static void ipv4(uint8_t flags, const char *src, const uint8_t *payload,
 	put32(0xc6336401);		/* 198.51.100.1 */
 	for (size_t i = 0; i < options; i++)
 		put8(1);		/* NOP */
-	put16(40000);
-	put16(62201);
-	put16((uint16_t)(8 + len));
-	put16(0);
-	put(payload, len);
-	if (held < ip_len)
-		sd.n = start + held;
+	udp_end(payload, len, start, held);
 }
 
-/* The same for IPv6, with n_ext extension headers of ext_len bytes each. */
+/* An IPv6 packet with n_ext extension headers of ext_len bytes each. */
 static void ipv6(uint8_t flags, const char *src, const uint8_t *payload,
 		 size_t len, size_t n_ext, size_t ext_len, size_t held)
 {
 	static const uint8_t kinds[] = { 0, 60, 43 };	/* hop, dst, routing */
 	uint8_t addr[16], dst[16];
-	size_t ip_len = 40 + n_ext * ext_len + 8 + len, start;
+	size_t ip_len = 40 + n_ext * ext_len + 8 + len;
+	size_t start = packet_begin(flags, ip_len, held);
 
 	check(addr_from_text(addr, src) && addr_from_text(dst, "2001:db8::1"));
-	put8(flags);
-	put16(held < ip_len ? (uint16_t)ip_len : 0);
-	start = sd.n;
 	put32(0x60000000);
 	put16((uint16_t)(ip_len - 40));
 	put8(n_ext ? kinds[0] : 17);
@@ -143,13 +161,7 @@ static void ipv6(uint8_t flags, const char *src, const uint8_t *payload,
 		for (size_t j = 2; j < ext_len; j++)
 			put8(j == 2 ? 1 : 0);	/* PadN, then zeros */
 	}
-	put16(40000);
-	put16(62201);
-	put16((uint16_t)(8 + len));
-	put16(0);
-	put(payload, len);
-	if (held < ip_len)
-		sd.n = start + held;
+	udp_end(payload, len, start, held);
 }
 
 /* A seed the pipeline must accept: make sure of it. */
@@ -406,11 +418,11 @@ static void transport_seeds(void)
 	begin(), put8(TM_LAZY);
 	seal_frame(YAMUX_WINDOW_UPDATE, YAMUX_SYN, 1, 0, NULL, 0);
 	seal_frame(YAMUX_DATA, 0, 1, 3 + 4 * TUNNEL_MAX_PLAIN, req22, 3);
-	put8(OP_REPEAT), put8(3), put16(TUNNEL_MAX_PLAIN);
+	put8(OP_REPEAT), put8(3), put16(TUNNEL_MAX_PLAIN), put8(0);
 	put8(OP_CONSUME | 31 << 3), put8(0);
 	put8(OP_DRAIN | 31 << 3);
 	seal_frame(YAMUX_DATA, 0, 1, 200000, NULL, 0);
-	put8(OP_REPEAT), put8(3), put16(50000);
+	put8(OP_REPEAT), put8(3), put16(50000), put8(0);
 	save(t, "server_window_overrun");
 	/* The round trip measured (a ping answered at once), then windows
 	 * consumed as fast as they come: they grow. */
@@ -420,7 +432,7 @@ static void transport_seeds(void)
 	seal_frame(YAMUX_DATA, YAMUX_SYN, 1, 3, req22, 3);
 	for (int w = 0; w < 8; w++) {
 		seal_frame(YAMUX_DATA, 0, 1, 2 * TUNNEL_MAX_PLAIN, NULL, 0);
-		put8(OP_REPEAT), put8(1), put16(TUNNEL_MAX_PLAIN);
+		put8(OP_REPEAT), put8(1), put16(TUNNEL_MAX_PLAIN), put8(0);
 		put8(OP_DRAIN | 31 << 3);
 	}
 	save(t, "server_window_grows");
@@ -469,6 +481,17 @@ static void transport_seeds(void)
 	seal_frame(YAMUX_DATA, YAMUX_ACK, 1, 1, "\x01", 1);
 	put8(OP_GOAWAY), put8(OP_DRAIN | 31 << 3);
 	save(t, "client_stream_not_allowed");
+	/* A flood of pings, the output never drained: the queue must stay
+	 * within its bound, and the session end when it is full. */
+	begin(), put8(0);
+	{
+		uint8_t h[YAMUX_HEADER_LEN];
+
+		frame(h, YAMUX_PING, YAMUX_SYN, 0, 1);
+		put8(OP_REPEAT), put8(7), put16(TUNNEL_MAX_PLAIN - TUNNEL_MAX_PLAIN % YAMUX_HEADER_LEN);
+		put8(sizeof(h)), put(h, sizeof(h));
+	}
+	save(t, "server_ping_flood");
 	/* The TCP stream as is. */
 	begin(), put8(TM_RAW);
 	put16(16), put32(0), put32(0), put32(0), put32(0);
@@ -557,6 +580,32 @@ static void config_seeds(void)
 		bob);
 	begin(), put(text, (size_t)n);
 	save(t, "server_edges");
+	/* Refusals of the checks after libconfuse, one a file. */
+	n = snprintf(text, sizeof(text),
+		"client \"a\" { public_key = \"%s\" expires = \"2028-02-29\" }\n"
+		"client \"b\" { public_key = \"%s\" }\n", alice, alice);
+	begin(), put(text, (size_t)n);
+	save(t, "server_same_key_twice");
+	begin(), put_text("knock { max_open_seconds = 60\n open_seconds = 90 }\n");
+	save(t, "server_open_over_max");
+	begin(), put_text("knock { nft_set4 = \"both\" nft_set6 = \"both\" }\n");
+	save(t, "server_same_sets");
+	begin(), put_text("tunnel { listen = {} }\n");
+	save(t, "server_no_listen");
+	begin(), put_text("tunnel { egress = {1");
+	for (int port = 2; port <= CONFIG_MAX_EGRESS + 1; port++) {
+		n = snprintf(text, sizeof(text), ",%d", port);
+		put(text, (size_t)n);
+	}
+	put_text("} }\n");
+	save(t, "server_482_egress");
+	n = snprintf(text, sizeof(text),
+		"server \"w\" { address = \"w.example\" public_key = \"%s\" }\n"
+		"forward { listen = \"127.0.0.1:2201\" server = \"w\" port = 22 }\n"
+		"forward { listen = \"127.0.0.1:2201\" server = \"w\" port = 80 }\n",
+		server);
+	begin(), put(text, (size_t)n);
+	save(t, "cli_listen_twice");
 }
 
 int main(int argc, char **argv)
