@@ -24,6 +24,9 @@
  * anyone when the server's clock is stepped. What this gives up: a knock
  * replayed more than two windows after it was accepted, to a server whose
  * clock has meanwhile been set back by more than a window, is taken as new.
+ * (A floor at each key's newest knock less two windows would refuse it if
+ * the key knocked since, but would lock out, for as long as the step, an
+ * admin whose knock was accepted while the server's clock was wrong.)
  */
 #ifndef POSTERN_REPLAY_H
 #define POSTERN_REPLAY_H
