@@ -1,8 +1,8 @@
 /*
  * The knock policy behind the AEAD. Every knock here is real: built with
  * knock_build() from the fixed keys (or, to set its reserved bytes, by the
- * same Noise calls), so each one authenticates and the fuzzer explores
- * what comes after: unknown key, expiry, clock skew, replay and the
+ * same Noise calls), so each one made to authenticate does, and the fuzzer
+ * explores what comes after: unknown key, expiry, clock skew, replay and the
  * daemon's start floor, target, open_seconds, rate limit. It picks the
  * server's knock settings, the daemon's start, and a sequence of knocks:
  * who sends (ALICE, BOB, expired CAROL, unknown MALLORY, ALICE with another

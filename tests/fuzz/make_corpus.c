@@ -538,18 +538,31 @@ static void stream_request_seeds(void)
 	save(t, "errnos");
 }
 
-/* Config files. */
+/* Config files: one seed of fuzz_config from a format. */
+__attribute__((format(printf, 2, 3)))
+static void config(const char *name, const char *fmt, ...)
+{
+	char text[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	check(n >= 0 && (size_t)n < sizeof(text));
+	begin(), put(text, (size_t)n);
+	save("fuzz_config", name);
+}
+
 static void config_seeds(void)
 {
-	static const char *t = "fuzz_config";
 	char alice[KEY_B64_LEN + 1], bob[KEY_B64_LEN + 1], server[KEY_B64_LEN + 1];
-	char text[4096];
-	int n;
+	char port[8];
 
 	key_to_base64(alice, fk.client[ALICE].pub);
 	key_to_base64(bob, fk.client[BOB].pub);
 	key_to_base64(server, fk.server.pub);
-	n = snprintf(text, sizeof(text),
+	config("server",
 		"# server file, as in docs/CONFIG.md\n"
 		"private_key_file = \"server.key\"\n"
 		"psk_file = \"psk\"\n"
@@ -560,9 +573,7 @@ static void config_seeds(void)
 		"client \"alice\" {\n  public_key = \"%s\"\n  open = {8443}\n}\n"
 		"client \"bob\" {\n  public_key = \"%s\"\n  open = {8443, 22}\n"
 		"  expires = \"2027-06-30\"\n}\n", alice, bob);
-	begin(), put(text, (size_t)n);
-	save(t, "server");
-	n = snprintf(text, sizeof(text),
+	config("cli",
 		"private_key_file = '/etc/postern/admin.key' /* quoted */\n"
 		"psk_env = ${POSTERN_PSK_VAR:-POSTERN_PSK}\n"
 		"server \"web1\" {\n  address = \"203.0.113.10\"  tunnel_port = 8443\n"
@@ -571,42 +582,31 @@ static void config_seeds(void)
 		"forward { listen = \"127.0.0.1:2201\"  server = \"web1\"  port = 22 }\n"
 		"forward { listen = \"[::1]:2202\"  server = \"web2\"  port = 0022 }\n",
 		server, alice);
-	begin(), put(text, (size_t)n);
-	save(t, "cli");
-	n = snprintf(text, sizeof(text),
+	config("server_edges",
 		"psk_passphrase_salt = \"fleet-salt\"\n"
 		"tunnel { listen += {\"127.0.0.1:9000\"} egress = {} }\n"
 		"client \"carol@laptop\" { public_key = \"%s\" open = {} }\n"
 		"knock { window = 3600 open_seconds = 86400 max_open_seconds = 86400 }\n",
 		bob);
-	begin(), put(text, (size_t)n);
-	save(t, "server_edges");
 	/* Refusals of the checks after libconfuse, one a file. */
-	n = snprintf(text, sizeof(text),
+	config("server_same_key_twice",
 		"client \"a\" { public_key = \"%s\" expires = \"2028-02-29\" }\n"
 		"client \"b\" { public_key = \"%s\" }\n", alice, alice);
-	begin(), put(text, (size_t)n);
-	save(t, "server_same_key_twice");
-	begin(), put_text("knock { max_open_seconds = 60\n open_seconds = 90 }\n");
-	save(t, "server_open_over_max");
-	begin(), put_text("knock { nft_set4 = \"both\" nft_set6 = \"both\" }\n");
-	save(t, "server_same_sets");
-	begin(), put_text("tunnel { listen = {} }\n");
-	save(t, "server_no_listen");
+	config("server_open_over_max", "knock { max_open_seconds = 60\n open_seconds = 90 }\n");
+	config("server_same_sets", "knock { nft_set4 = \"both\" nft_set6 = \"both\" }\n");
+	config("server_no_listen", "tunnel { listen = {} }\n");
 	begin(), put_text("tunnel { egress = {1");
-	for (int port = 2; port <= CONFIG_MAX_EGRESS + 1; port++) {
-		n = snprintf(text, sizeof(text), ",%d", port);
-		put(text, (size_t)n);
+	for (int p = 2; p <= CONFIG_MAX_EGRESS + 1; p++) {
+		snprintf(port, sizeof(port), ",%d", p);
+		put_text(port);
 	}
 	put_text("} }\n");
-	save(t, "server_482_egress");
-	n = snprintf(text, sizeof(text),
+	save("fuzz_config", "server_482_egress");
+	config("cli_listen_twice",
 		"server \"w\" { address = \"w.example\" public_key = \"%s\" }\n"
 		"forward { listen = \"127.0.0.1:2201\" server = \"w\" port = 22 }\n"
 		"forward { listen = \"127.0.0.1:2201\" server = \"w\" port = 80 }\n",
 		server);
-	begin(), put(text, (size_t)n);
-	save(t, "cli_listen_twice");
 }
 
 int main(int argc, char **argv)
