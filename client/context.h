@@ -3,6 +3,7 @@
 #define POSTERN_CONTEXT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "secrets.h"
@@ -11,6 +12,7 @@
 struct client_ctx {
 	struct cli_config cfg;
 	struct secrets *sec;	/* the device's key pair and the PSK */
+	uint64_t connect_timeout_ms;	/* reaching a tunnel port, in all */
 };
 
 /* Load the config (-c or the default path), the private key and the PSK.

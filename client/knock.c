@@ -2,10 +2,8 @@
  * postern knock NAME... | --all [--target ADDR] [--wait]
  *
  * Sends each server one knock. With --wait, proves each gate opened by
- * connecting to the server's tunnel port, and prints how long it took.
- * Connection attempts are repeated at short intervals rather than left to
- * TCP's one-second SYN retransmit: the first SYN may arrive a moment before
- * the server has added us to its set.
+ * connecting to the server's tunnel port, and prints how long it took:
+ * client/gate.c says when to connect, knock again and give up.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,139 +15,188 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gate.h"
+#include "gate_memo.h"
 #include "ip_udp.h"
 #include "knocker.h"
 
-#define WAIT_TOTAL_MS 5000
-#define REKNOCK_MS 1000		/* a lost knock is sent again once */
-#define ATTEMPT_MIN_MS 10
-#define ATTEMPT_MAX_MS 320
-
-struct gate {
+/* One server being knocked. */
+struct job {
 	const struct server_entry *s;
 	struct sockaddr_storage knock_sa, tunnel_sa;
 	socklen_t knock_len, tunnel_len;
 	const uint8_t *target;		/* --target, or NULL: our address */
-	int fd;				/* connect in progress, or −1 */
-	uint64_t started_us, attempt_deadline_us;
-	unsigned int attempt_ms;
-	bool reknocked, done, failed;
-	char err[512];
+	struct gate *gate;		/* --wait only */
+	int fd[GATE_ATTEMPTS];		/* connects in flight, or −1 */
+	uint32_t id[GATE_ATTEMPTS];
+	uint64_t started_ms, deadline_ms;
+	bool done, failed;
+	char err[768];
 };
 
-static uint64_t now_us(void)
+static uint64_t now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* g->err holds the reason. */
-static void fail(struct gate *g)
+static void close_attempt(struct job *j, size_t i)
 {
-	g->failed = g->done = true;
-	if (g->fd >= 0)
-		close(g->fd);
-	g->fd = -1;
+	if (j->fd[i] >= 0)
+		close(j->fd[i]);
+	j->fd[i] = -1;
 }
 
-static void start_attempt(struct gate *g, uint64_t now)
+static void close_attempts(struct job *j)
 {
-	if (g->fd >= 0)
-		close(g->fd);
-	g->fd = socket(g->tunnel_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (g->fd < 0 ||
-	    (connect(g->fd, (struct sockaddr *)&g->tunnel_sa, g->tunnel_len) < 0 &&
+	for (size_t i = 0; i < GATE_ATTEMPTS; i++)
+		close_attempt(j, i);
+}
+
+static void job_fail(struct job *j)
+{
+	j->failed = j->done = true;
+	close_attempts(j);
+}
+
+static int slot_of(const struct job *j, uint32_t id)
+{
+	for (int i = 0; i < GATE_ATTEMPTS; i++)
+		if (j->fd[i] >= 0 && j->id[i] == id)
+			return i;
+	return -1;
+}
+
+static void start_attempt(struct job *j, uint32_t id)
+{
+	int fd, i;
+
+	for (i = 0; i < GATE_ATTEMPTS && j->fd[i] >= 0; i++)
+		;
+	fd = socket(j->tunnel_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (i == GATE_ATTEMPTS || fd < 0 ||
+	    (connect(fd, (struct sockaddr *)&j->tunnel_sa, j->tunnel_len) < 0 &&
 	     errno != EINPROGRESS)) {
-		snprintf(g->err, sizeof(g->err), "%s: connecting to port %u: %s",
-			 g->s->name, g->s->tunnel_port, strerror(errno));
-		fail(g);
+		snprintf(j->err, sizeof(j->err), "%s: connecting to port %u: %s",
+			 j->s->name, j->s->tunnel_port,
+			 i == GATE_ATTEMPTS ? "too many attempts" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		job_fail(j);
 		return;
 	}
-	g->attempt_deadline_us = now + g->attempt_ms * 1000ull;
-	if (g->attempt_ms < ATTEMPT_MAX_MS)
-		g->attempt_ms *= 2;
+	j->fd[i] = fd;
+	j->id[i] = id;
 }
 
-static void finish_attempt(struct gate *g)
+/* Do what the gate says until it says wait. */
+static void drive(const struct client_ctx *ctx, struct job *j, uint64_t now)
+{
+	while (!j->done) {
+		struct gate_action a = gate_next(j->gate, now);
+		int i;
+
+		switch (a.what) {
+		case GATE_WAIT:
+			j->deadline_ms = a.deadline;
+			return;
+		case GATE_KNOCK:
+			/* Again for the same target. The first knock failing
+			 * ends it; a later one shows as "unanswered". */
+			if (knock_send(ctx, j->s, &j->knock_sa, j->knock_len,
+				       j->target, j->err, sizeof(j->err)))
+				break;
+			if (gate_knocks(j->gate) == 1) {
+				job_fail(j);
+				return;
+			}
+			fprintf(stderr, "%s: %s\n", PROG_NAME, j->err);
+			j->err[0] = '\0';
+			break;
+		case GATE_CONNECT:
+			start_attempt(j, a.attempt);
+			break;
+		case GATE_ABANDON:
+			if ((i = slot_of(j, a.attempt)) >= 0)
+				close_attempt(j, (size_t)i);
+			break;
+		case GATE_OPEN:
+			printf("%s: open: connected to tunnel port %u in %.1f ms\n",
+			       j->s->name, j->s->tunnel_port,
+			       (double)(now - j->started_ms));
+			j->done = true;
+			close_attempts(j);
+			gate_memo_put(j->s, gate_connect_ms(j->gate));
+			break;
+		case GATE_FAILED:
+			gate_failure_text(j->err, sizeof(j->err), j->s, j->gate,
+					  a.failure, GATE_TOTAL_MS);
+			job_fail(j);
+			break;
+		}
+	}
+}
+
+static void attempt_ready(struct job *j, size_t i, uint64_t now)
 {
 	int soerr = 0;
 	socklen_t len = sizeof(soerr);
 
-	getsockopt(g->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-	if (soerr == 0) {
-		printf("%s: open: connected to tunnel port %u in %.1f ms\n",
-		       g->s->name, g->s->tunnel_port,
-		       (double)(now_us() - g->started_us) / 1000.0);
-		close(g->fd);
-		g->fd = -1;
-		g->done = true;
-	} else if (soerr == ECONNREFUSED) {
-		/* The firewall let us through, but nothing listens. */
-		snprintf(g->err, sizeof(g->err), "%s: the gate opened but the "
-			 "tunnel port %u refused the connection: is postern-tunneld "
-			 "running?", g->s->name, g->s->tunnel_port);
-		fail(g);
-	} else {
-		close(g->fd);
-		g->fd = -1;
-		g->attempt_deadline_us = 0;	/* try again at once */
-	}
-}
-
-static void reknock(const struct client_ctx *ctx, struct gate *g)
-{
-	char err[512];
-
-	g->reknocked = true;
-	/* the same knock again, for the same target */
-	if (!knock_send(ctx, g->s, &g->knock_sa, g->knock_len, g->target, err,
-			sizeof(err)))
-		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
+	if (getsockopt(j->fd[i], SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		soerr = errno;
+	if (soerr == 0)
+		gate_connected(j->gate, j->id[i], now);
+	else
+		gate_connect_failed(j->gate, j->id[i], soerr, now);
+	close_attempt(j, i);
 }
 
 /* Wait until every gate is open or has failed. */
-static void wait_gates(const struct client_ctx *ctx, struct gate *gates, size_t n)
+static void wait_gates(const struct client_ctx *ctx, struct job *jobs, size_t n)
 {
-	struct pollfd *pfd = calloc(n, sizeof(*pfd));
+	size_t nfds = n * GATE_ATTEMPTS;
+	struct pollfd *pfd = calloc(nfds, sizeof(*pfd));
 	bool pending = true;
 
+	for (size_t k = 0; pfd && k < n; k++)
+		if (!jobs[k].done)
+			drive(ctx, &jobs[k], now_ms());
 	while (pfd && pending) {
-		uint64_t now = now_us();
-		int timeout = 50;
+		uint64_t now = now_ms(), next = GATE_NEVER;
+		int timeout;
 
 		pending = false;
-		for (size_t i = 0; i < n; i++) {
-			struct gate *g = &gates[i];
+		for (size_t k = 0; k < n; k++) {
+			struct job *j = &jobs[k];
 
-			pfd[i] = (struct pollfd){ .fd = -1 };
-			if (g->done)
+			for (size_t i = 0; i < GATE_ATTEMPTS; i++)
+				pfd[k * GATE_ATTEMPTS + i] = (struct pollfd){
+					.fd = j->done ? -1 : j->fd[i], .events = POLLOUT };
+			if (j->done)
 				continue;
-			if (now - g->started_us > WAIT_TOTAL_MS * 1000ull) {
-				snprintf(g->err, sizeof(g->err), "%s: knock unanswered: "
-					 "tunnel port %u still closed after %d s (wrong server "
-					 "key, PSK or clock? see the server's journal)",
-					 g->s->name, g->s->tunnel_port, WAIT_TOTAL_MS / 1000);
-				fail(g);
-				continue;
-			}
-			if (!g->reknocked && now - g->started_us > REKNOCK_MS * 1000ull)
-				reknock(ctx, g);
-			if (g->fd < 0 || now >= g->attempt_deadline_us)
-				start_attempt(g, now);
-			if (g->done)
-				continue;
-			pfd[i] = (struct pollfd){ .fd = g->fd, .events = POLLOUT };
 			pending = true;
-			if ((int)((g->attempt_deadline_us - now) / 1000) + 1 < timeout)
-				timeout = (int)((g->attempt_deadline_us - now) / 1000) + 1;
+			if (j->deadline_ms < next)
+				next = j->deadline_ms;
 		}
-		if (!pending || poll(pfd, n, timeout) < 0)
+		if (!pending)
+			break;
+		timeout = next <= now ? 0 : next - now > 1000 ? 1000 : (int)(next - now);
+		if (poll(pfd, nfds, timeout) < 0)
 			continue;
-		for (size_t i = 0; i < n; i++)
-			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLOUT | POLLERR | POLLHUP)))
-				finish_attempt(&gates[i]);
+		now = now_ms();
+		for (size_t k = 0; k < n; k++) {
+			struct job *j = &jobs[k];
+
+			if (j->done)
+				continue;
+			for (size_t i = 0; i < GATE_ATTEMPTS; i++)
+				if (j->fd[i] >= 0 && (pfd[k * GATE_ATTEMPTS + i].revents &
+						      (POLLOUT | POLLERR | POLLHUP)))
+					attempt_ready(j, i, now);
+			drive(ctx, j, now);
+		}
 	}
 	free(pfd);
 }
@@ -170,7 +217,7 @@ int knock_main(const struct cli_options *opt, int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct client_ctx ctx;
-	struct gate *gates;
+	struct job *jobs;
 	uint8_t target[16];
 	bool all = false, wait = false, has_target = false;
 	size_t n;
@@ -202,46 +249,57 @@ int knock_main(const struct cli_options *opt, int argc, char *argv[])
 		client_ctx_free(&ctx);
 		return EXIT_FAIL;
 	}
-	gates = calloc(n, sizeof(*gates));
-	for (size_t i = 0; gates && i < n; i++) {
-		struct gate *g = &gates[i];
+	jobs = calloc(n, sizeof(*jobs));
+	for (size_t i = 0; jobs && i < n; i++) {
+		struct job *j = &jobs[i];
 
-		g->fd = -1;
-		g->attempt_ms = ATTEMPT_MIN_MS;
-		g->s = all ? &ctx.cfg.servers[i] : client_ctx_server(&ctx, argv[optind + i]);
-		if (!g->s) {
-			g->done = g->failed = true;
+		for (size_t k = 0; k < GATE_ATTEMPTS; k++)
+			j->fd[k] = -1;
+		j->s = all ? &ctx.cfg.servers[i] : client_ctx_server(&ctx, argv[optind + i]);
+		if (!j->s) {
+			j->done = j->failed = true;
 			continue;
 		}
-		g->started_us = now_us();
-		g->target = has_target ? target : NULL;
-		if (!resolve_server(g->s, g->s->knock_port, &g->knock_sa, &g->knock_len,
-				    g->err, sizeof(g->err)) ||
-		    !knock_send(&ctx, g->s, &g->knock_sa, g->knock_len, g->target,
-				g->err, sizeof(g->err))) {
-			g->done = g->failed = true;
+		j->started_ms = now_ms();
+		j->target = has_target ? target : NULL;
+		if (!resolve_server(j->s, j->s->knock_port, &j->knock_sa, &j->knock_len,
+				    j->err, sizeof(j->err))) {
+			j->done = j->failed = true;
 			continue;
 		}
-		g->tunnel_sa = g->knock_sa;
-		g->tunnel_len = g->knock_len;
-		if (g->tunnel_sa.ss_family == AF_INET6)
-			((struct sockaddr_in6 *)&g->tunnel_sa)->sin6_port = htons(g->s->tunnel_port);
+		j->tunnel_sa = j->knock_sa;
+		j->tunnel_len = j->knock_len;
+		if (j->tunnel_sa.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&j->tunnel_sa)->sin6_port = htons(j->s->tunnel_port);
 		else
-			((struct sockaddr_in *)&g->tunnel_sa)->sin_port = htons(g->s->tunnel_port);
-		g->done = !wait;
+			((struct sockaddr_in *)&j->tunnel_sa)->sin_port = htons(j->s->tunnel_port);
+		if (wait) {
+			j->gate = gate_new(&(struct gate_params){ .total_ms = GATE_TOTAL_MS },
+					   j->started_ms);
+			if (!j->gate) {
+				snprintf(j->err, sizeof(j->err), "out of memory");
+				j->done = j->failed = true;
+			}
+		} else if (!knock_send(&ctx, j->s, &j->knock_sa, j->knock_len,
+				       j->target, j->err, sizeof(j->err))) {
+			j->done = j->failed = true;
+		} else {
+			j->done = true;
+		}
 	}
-	if (gates && wait)
-		wait_gates(&ctx, gates, n);
-	for (size_t i = 0; gates && i < n; i++) {
-		if (!gates[i].failed)
+	if (jobs && wait)
+		wait_gates(&ctx, jobs, n);
+	for (size_t i = 0; jobs && i < n; i++) {
+		gate_free(jobs[i].gate);
+		if (!jobs[i].failed)
 			continue;
-		if (gates[i].err[0])
-			fprintf(stderr, "%s: %s\n", PROG_NAME, gates[i].err);
+		if (jobs[i].err[0])
+			fprintf(stderr, "%s: %s\n", PROG_NAME, jobs[i].err);
 		status = EXIT_FAIL;
 	}
-	if (!gates)
+	if (!jobs)
 		status = EXIT_FAIL;
-	free(gates);
+	free(jobs);
 	client_ctx_free(&ctx);
 	return status;
 }

@@ -79,3 +79,29 @@ bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
 	}
 	return true;
 }
+
+void gate_failure_text(char *buf, size_t len, const struct server_entry *s,
+		       const struct gate *g, enum gate_failure f,
+		       uint64_t total_ms)
+{
+	char last[128] = "";
+
+	if (f == GATE_REFUSED) {
+		snprintf(buf, len, "%s: the gate opened but the tunnel port %u "
+			 "refused the connection: is postern-tunneld running?",
+			 s->name, s->tunnel_port);
+		return;
+	}
+	if (gate_last_error(g))
+		snprintf(last, sizeof(last), "; the last connect failed: %s",
+			 strerror(gate_last_error(g)));
+	snprintf(buf, len, "%s: knock unanswered: tunnel port %u still closed "
+		 "after %llu s and %u knocks%s. Most likely first: the server "
+		 "refused the knocks (wrong server key, PSK or knock port, "
+		 "clocks more than its window apart, or this device's key is "
+		 "not listed), posternd is not running there, or the link lost "
+		 "them or is slower than connect_timeout allows; the server's "
+		 "journal says which (journalctl -u posternd)", s->name,
+		 s->tunnel_port, (unsigned long long)(total_ms / 1000),
+		 gate_knocks(g), last);
+}

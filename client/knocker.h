@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "context.h"
+#include "gate.h"
 
 /* Resolve a server's address (a name or a literal) for UDP or TCP. */
 bool resolve_server(const struct server_entry *s, uint16_t port,
@@ -17,5 +18,11 @@ bool resolve_server(const struct server_entry *s, uint16_t port,
 bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
 		const struct sockaddr_storage *sa, socklen_t len,
 		const uint8_t *target, char *err, size_t err_len);
+
+/* One line for a gate that did not let us through: what happened, the
+ * causes most likely first, and where to look. */
+void gate_failure_text(char *buf, size_t len, const struct server_entry *s,
+		       const struct gate *g, enum gate_failure f,
+		       uint64_t total_ms);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gate_memo.h"
 #include "tunnel_client.h"
 
 struct pool_conn {
@@ -40,6 +41,8 @@ struct pool {
 	uv_timer_t timer;		/* deferred work and backoff */
 	unsigned int failures;		/* connects failed in a row */
 	uint64_t not_before;		/* no connect before this (uv_now) */
+	uint64_t open_until;		/* our last knock opened the gate */
+	uint64_t connect_ms;		/* the connect time of that tunnel */
 };
 
 static void dispatch(struct pool *p);
@@ -265,6 +268,11 @@ static void tc_up(struct tclient *tc)
 	p->failures = 0;
 	p->not_before = 0;
 	p->warm = false;
+	if (tc->knocked) {
+		p->open_until = uv_now(p->loop) + POOL_OPEN_BELIEVED_MS;
+		p->connect_ms = tc->gate_connect_ms;
+		gate_memo_put(p->server, tc->gate_connect_ms);
+	}
 	warn_skew(p, tc->skew_ms);
 	plog(p, "tunnel up (%s, %llu ms)", tc->knocked ? "knocked" : "gate was open",
 	     (unsigned long long)tc->connect_ms);
@@ -329,6 +337,8 @@ static const struct tclient_hooks tclient_hooks = {
 static void connect_new(struct pool *p)
 {
 	struct pool_conn *c = calloc(1, sizeof(*c));
+	uint64_t probe_ms = uv_now(p->loop) < p->open_until ?
+			    3 * p->connect_ms + TCLIENT_PROBE_MS : 0;
 
 	if (!c) {
 		fail_waiting(p, "out of memory");
@@ -337,7 +347,8 @@ static void connect_new(struct pool *p)
 	c->pool = p;
 	c->next = p->conns;
 	p->conns = c;
-	if (!tclient_connect(&c->tc, p->loop, p->ctx, p->server, &tclient_hooks, c)) {
+	if (!tclient_connect(&c->tc, p->loop, p->ctx, p->server, probe_ms,
+			     &tclient_hooks, c)) {
 		p->conns = c->next;
 		free(c);
 		fail_waiting(p, "cannot start a timer");
@@ -436,6 +447,7 @@ struct pool *pool_new(uv_loop_t *loop, const struct client_ctx *ctx,
 		      const struct server_entry *server, bool log)
 {
 	struct pool *p = calloc(1, sizeof(*p));
+	uint64_t age;
 
 	if (!p)
 		return NULL;
@@ -449,6 +461,9 @@ struct pool *pool_new(uv_loop_t *loop, const struct client_ctx *ctx,
 	p->server = server;
 	p->log = log;
 	p->waiting_tail = &p->waiting;
+	/* Another run of ours knocked a moment ago: connect first. */
+	if (gate_memo_get(server, &age, &p->connect_ms) && age < POOL_OPEN_BELIEVED_MS)
+		p->open_until = uv_now(loop) + POOL_OPEN_BELIEVED_MS - age;
 	return p;
 }
 

@@ -8,8 +8,10 @@
  * only when every live one already carries POOL_SPREAD streams, so bulk
  * copies do not queue keystrokes behind them. A connection that dies is
  * dropped: its streams end, and the next request brings a new one. Failed
- * connects back off exponentially with jitter (100 ms doubling to 10 s),
- * and every new connection knocks again if the gate has closed.
+ * connects back off exponentially with jitter (100 ms doubling to 10 s).
+ * A new connection knocks with its first connect, unless a knock of ours
+ * opened the gate less than POOL_OPEN_BELIEVED_MS ago: then it connects
+ * first and knocks only if that goes unanswered (client/gate.h).
  */
 #ifndef POSTERN_POOL_H
 #define POSTERN_POOL_H
@@ -25,6 +27,8 @@
 #define POOL_SPREAD 8
 #define POOL_BACKOFF_MIN_MS 100
 #define POOL_BACKOFF_MAX_MS 10000
+/* Under the server's default open_seconds (30), which we cannot know. */
+#define POOL_OPEN_BELIEVED_MS 20000
 
 struct pool;
 struct pool_stream;

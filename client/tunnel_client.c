@@ -23,14 +23,14 @@
 struct tclient_attempt {
 	uv_poll_t poll;
 	struct tclient *tc;
+	uint32_t id;			/* the gate's */
 	int fd;				/* closed with the poll unless taken */
 };
 
 #define TC_OF(ptr, member) \
 	((struct tclient *)((char *)(ptr) - offsetof(struct tclient, member)))
 
-static void attempt_start(struct tclient *tc);
-static void knock(struct tclient *tc);
+static void reach(struct tclient *tc);
 static void timer_rearm(struct tclient *tc);
 static void timer_fired(uv_timer_t *t);
 static void hs_closed_early(struct tclient *tc);
@@ -77,16 +77,31 @@ static void attempt_closed(uv_handle_t *h)
 	release(tc);
 }
 
-static void attempt_close(struct tclient *tc)
+static struct tclient_attempt **attempt_slot(struct tclient *tc, uint32_t id)
 {
-	struct tclient_attempt *a = tc->attempt;
+	for (size_t i = 0; i < GATE_ATTEMPTS; i++)
+		if (tc->attempts[i] && tc->attempts[i]->id == id)
+			return &tc->attempts[i];
+	return NULL;
+}
 
-	if (!a)
-		return;
-	tc->attempt = NULL;
+static void attempt_close(struct tclient_attempt **slot)
+{
+	struct tclient_attempt *a = *slot;
+
+	*slot = NULL;
 	/* Stops the watch at once (epoll DEL), so a taken fd may be opened
 	 * as a uv_tcp_t right after. */
 	uv_close((uv_handle_t *)&a->poll, attempt_closed);
+}
+
+static void attempts_close(struct tclient *tc)
+{
+	for (size_t i = 0; i < GATE_ATTEMPTS; i++)
+		if (tc->attempts[i])
+			attempt_close(&tc->attempts[i]);
+	gate_free(tc->gate);
+	tc->gate = NULL;
 }
 
 static void close_tcp(struct tclient *tc)
@@ -106,7 +121,7 @@ static void teardown(struct tclient *tc)
 	tc->state = TCLIENT_DONE;
 	if (confirming && !tc->conn.ended)
 		uvt_conn_abort(&tc->conn, NULL);	/* conn_ended ignores it */
-	attempt_close(tc);
+	attempts_close(tc);
 	if (!uv_is_closing((uv_handle_t *)&tc->timer))
 		uv_close((uv_handle_t *)&tc->timer, timer_closed);
 	/* The callback still comes, with UV_EAI_CANCELED if this worked. */
@@ -380,12 +395,15 @@ static void tune_socket(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
-static void connected(struct tclient *tc, struct tclient_attempt *a)
+/* Attempt a connected and the gate chose it: the tunnel socket. */
+static void connected(struct tclient *tc, struct tclient_attempt **slot)
 {
-	int fd = a->fd, rc;
+	int fd = (*slot)->fd, rc;
 
-	a->fd = -1;
-	attempt_close(tc);
+	(*slot)->fd = -1;
+	attempt_close(slot);
+	gate_free(tc->gate);
+	tc->gate = NULL;
 	tune_socket(fd);
 	memset(&tc->conn, 0, sizeof(tc->conn));	/* a retry reuses it */
 	rc = uv_tcp_init(tc->loop, &tc->conn.tcp);
@@ -410,39 +428,38 @@ static void attempt_ready(uv_poll_t *h, int status, int events)
 {
 	struct tclient_attempt *a = h->data;
 	struct tclient *tc = a->tc;
+	uint64_t now = uv_now(tc->loop);
 	socklen_t len = sizeof(int);
 	int soerr = 0;
 
 	(void)events;
-	if (tc->attempt != a)
+	if (tc->state != TCLIENT_REACHING || !attempt_slot(tc, a->id))
 		return;
+	uv_poll_stop(h);
 	if (getsockopt(a->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
-	if (soerr == 0 && status == 0) {
-		connected(tc, a);
+	if (soerr == 0 && status < 0)
+		soerr = -status;
+	if (soerr == 0 && gate_connected(tc->gate, a->id, now)) {
+		reach(tc);	/* abandons the rest, then opens a */
 		return;
 	}
-	attempt_close(tc);
-	if (tc->state == TCLIENT_PROBING) {
-		knock(tc);
-	} else if (soerr == ECONNREFUSED) {
-		/* The firewall let us through, but nothing listens. */
-		fail(tc, "%s: the gate opened but tunnel port %u refused the "
-		     "connection: is postern-tunneld running?", tc->server->name,
-		     tc->server->tunnel_port);
-	}
-	/* Else (unreachable, …) the next attempt starts at this one's
-	 * deadline: errors that come back at once must not spin. */
+	if (soerr)
+		gate_connect_failed(tc->gate, a->id, soerr, now);
+	attempt_close(attempt_slot(tc, a->id));
+	reach(tc);
 }
 
-/* A fresh connect with a deadline of tc->attempt_ms, then doubled: each
- * new SYN goes out now, not at TCP's own retransmit a second later. */
-static void attempt_start(struct tclient *tc)
+/* A fresh connect(2), watched until it connects, fails or the gate
+ * abandons it. */
+static void attempt_start(struct tclient *tc, uint32_t id)
 {
-	struct tclient_attempt *a;
+	struct tclient_attempt *a, **slot = NULL;
 	int fd, rc;
 
-	attempt_close(tc);
+	for (size_t i = 0; !slot && i < GATE_ATTEMPTS; i++)
+		if (!tc->attempts[i])
+			slot = &tc->attempts[i];
 	fd = socket(tc->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || (connect(fd, (struct sockaddr *)&tc->sa, tc->sa_len) < 0 &&
 		       errno != EINPROGRESS)) {
@@ -454,7 +471,7 @@ static void attempt_start(struct tclient *tc)
 		     tc->server->address, tc->server->tunnel_port, strerror(e));
 		return;
 	}
-	a = calloc(1, sizeof(*a));
+	a = slot ? calloc(1, sizeof(*a)) : NULL;
 	rc = a ? uv_poll_init_socket(tc->loop, &a->poll, fd) : UV_ENOMEM;
 	if (rc < 0) {
 		close(fd);
@@ -463,15 +480,12 @@ static void attempt_start(struct tclient *tc)
 		return;
 	}
 	a->tc = tc;
+	a->id = id;
 	a->fd = fd;
 	a->poll.data = a;
 	tc->refs++;
-	tc->attempt = a;
+	*slot = a;
 	uv_poll_start(&a->poll, UV_WRITABLE, attempt_ready);
-	tc->attempt_deadline_ms = uv_now(tc->loop) + tc->attempt_ms;
-	if (tc->attempt_ms < TCLIENT_ATTEMPT_MAX_MS)
-		tc->attempt_ms *= 2;
-	timer_rearm(tc);
 }
 
 static bool send_knock(struct tclient *tc, char *err, size_t err_len)
@@ -485,59 +499,81 @@ static bool send_knock(struct tclient *tc, char *err, size_t err_len)
 	return knock_send(tc->ctx, tc->server, &ksa, tc->sa_len, NULL, err, err_len);
 }
 
-static void knock(struct tclient *tc)
+/* Do what the gate says until it says wait (client/gate.h). */
+static void reach(struct tclient *tc)
 {
-	char err[512];
+	uint64_t now = uv_now(tc->loop);
+	struct tclient_attempt **slot;
+	char err[768];
 
-	if (!send_knock(tc, err, sizeof(err))) {
-		fail(tc, "%s", err);
+	while (tc->state == TCLIENT_REACHING) {
+		struct gate_action a = gate_next(tc->gate, now);
+
+		switch (a.what) {
+		case GATE_WAIT:
+			tc->attempt_deadline_ms = a.deadline;
+			timer_rearm(tc);
+			return;
+		case GATE_KNOCK:
+			/* The first knock failing ends it; a later one shows
+			 * as "unanswered" in the end. */
+			if (!send_knock(tc, err, sizeof(err)) && !tc->knocked) {
+				fail(tc, "%s", err);
+				return;
+			}
+			tc->knocked = true;
+			break;
+		case GATE_CONNECT:
+			attempt_start(tc, a.attempt);
+			break;
+		case GATE_ABANDON:
+			if ((slot = attempt_slot(tc, a.attempt)))
+				attempt_close(slot);
+			break;
+		case GATE_OPEN:
+			tc->gate_connect_ms = gate_connect_ms(tc->gate);
+			if ((slot = attempt_slot(tc, a.attempt)))
+				connected(tc, slot);
+			else
+				fail(tc, "%s: lost the connected socket", tc->server->name);
+			return;
+		case GATE_FAILED:
+			gate_failure_text(err, sizeof(err), tc->server, tc->gate,
+					  a.failure, tc->ctx->connect_timeout_ms);
+			fail(tc, "%s", err);
+			return;
+		}
+	}
+}
+
+/* Start reaching the port; probe_ms as in struct gate_params. */
+static void reach_start(struct tclient *tc, uint64_t probe_ms)
+{
+	struct gate_params p = { .total_ms = tc->ctx->connect_timeout_ms,
+				 .probe_ms = probe_ms };
+
+	tc->gate = gate_new(&p, uv_now(tc->loop));
+	if (!tc->gate) {
+		fail(tc, "%s: out of memory", tc->server->name);
 		return;
 	}
-	tc->state = TCLIENT_KNOCKED;
-	tc->knocked = true;
-	tc->knocked_ms = uv_now(tc->loop);
-	tc->attempt_ms = TCLIENT_ATTEMPT_MIN_MS;
-	attempt_start(tc);
+	tc->state = TCLIENT_REACHING;
+	reach(tc);
 }
 
 static void timer_fired(uv_timer_t *t)
 {
 	struct tclient *tc = t->data;
 	uint64_t now = uv_now(tc->loop);
-	char err[512];
 
 	switch (tc->state) {
-	case TCLIENT_PROBING:
-		if (now >= tc->attempt_deadline_ms) {
-			attempt_close(tc);
-			knock(tc);
-			return;
-		}
-		break;
-	case TCLIENT_KNOCKED:
-		if (now - tc->knocked_ms >= TCLIENT_KNOCK_WAIT_MS) {
-			fail(tc, "%s: knock unanswered: tunnel port %u still closed "
-			     "after %d s (wrong server key, PSK or clock? see the "
-			     "server's journal)", tc->server->name,
-			     tc->server->tunnel_port, TCLIENT_KNOCK_WAIT_MS / 1000);
-			return;
-		}
-		if (!tc->reknocked && now - tc->knocked_ms >= TCLIENT_REKNOCK_MS) {
-			tc->reknocked = true;
-			/* A failure here shows as "unanswered" in the end. */
-			send_knock(tc, err, sizeof(err));
-		}
-		if (now >= tc->attempt_deadline_ms) {
-			attempt_start(tc);
-			return;
-		}
-		break;
+	case TCLIENT_REACHING:
+		reach(tc);
+		return;
 	case TCLIENT_BACKOFF:
 		if (now >= tc->attempt_deadline_ms && !tc->tcp_closing) {
 			/* The gate let us in a moment ago: no knock first. */
-			tc->state = TCLIENT_PROBING;
-			tc->attempt_ms = TCLIENT_PROBE_MS;
-			attempt_start(tc);
+			reach_start(tc, 3 * tc->gate_connect_ms + TCLIENT_PROBE_MS);
 			return;
 		}
 		if (now >= tc->attempt_deadline_ms)
@@ -571,14 +607,8 @@ static void timer_rearm(struct tclient *tc)
 {
 	uint64_t now = uv_now(tc->loop), next = tc->attempt_deadline_ms;
 
-	if (tc->state == TCLIENT_DONE)
+	if (tc->state == TCLIENT_DONE || next == GATE_NEVER)
 		return;
-	if (tc->state == TCLIENT_KNOCKED) {
-		if (!tc->reknocked && tc->knocked_ms + TCLIENT_REKNOCK_MS < next)
-			next = tc->knocked_ms + TCLIENT_REKNOCK_MS;
-		if (tc->knocked_ms + TCLIENT_KNOCK_WAIT_MS < next)
-			next = tc->knocked_ms + TCLIENT_KNOCK_WAIT_MS;
-	}
 	uv_timer_start(&tc->timer, timer_fired, next > now ? next - now : 0, 0);
 }
 
@@ -594,9 +624,7 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	} else {
 		memcpy(&tc->sa, res->ai_addr, res->ai_addrlen);
 		tc->sa_len = res->ai_addrlen;
-		tc->state = TCLIENT_PROBING;
-		tc->attempt_ms = TCLIENT_PROBE_MS;
-		attempt_start(tc);
+		reach_start(tc, tc->probe_ms);
 	}
 	uv_freeaddrinfo(res);
 	release(tc);
@@ -604,7 +632,8 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 bool tclient_connect(struct tclient *tc, uv_loop_t *loop,
 		     const struct client_ctx *ctx, const struct server_entry *s,
-		     const struct tclient_hooks *hooks, void *user)
+		     uint64_t probe_ms, const struct tclient_hooks *hooks,
+		     void *user)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
 				  .ai_socktype = SOCK_STREAM };
@@ -618,6 +647,7 @@ bool tclient_connect(struct tclient *tc, uv_loop_t *loop,
 	tc->hooks = hooks;
 	tc->user = user;
 	tc->state = TCLIENT_RESOLVING;
+	tc->probe_ms = probe_ms;
 	tc->started_ms = uv_now(loop);
 	if (uv_timer_init(loop, &tc->timer) < 0)
 		return false;

@@ -3,12 +3,11 @@
  * server, reach its tunnel port (knocking only when it is closed), run the
  * Noise_IKpsk2 handshake, then hand the socket to a uvt_conn.
  *
- * Reaching the port: first one plain connect with a short timeout, since
- * the gate is often open already (an earlier knock, another tunnel). Only
- * when that fails, a knock, then fresh connect attempts at 10, 20, 40 …
- * 320 ms intervals rather than TCP's one-second SYN retransmit (the first
- * SYN may beat the server's set update), one re-knock after a second, and
- * "knock unanswered" after five: the strategy of postern knock --wait.
+ * Reaching the port is client/gate.c's strategy, shared with postern
+ * knock --wait: a knock with the first connect in flight (or, when the
+ * caller believes the gate open, a connect first), more connects in
+ * bursts, re-knocks while it stays shut, and one message when
+ * connect_timeout is up.
  */
 #ifndef POSTERN_TUNNEL_CLIENT_H
 #define POSTERN_TUNNEL_CLIENT_H
@@ -19,18 +18,14 @@
 #include <uv.h>
 
 #include "context.h"
+#include "gate.h"
 #include "tunnel.h"
 #include "uv_tunnel.h"
 
-/* The gate may be open: try first. A closed gate drops the SYN without a
- * word, so every millisecond here is added to each knocking setup; an open
- * gate on a LAN answers in well under this. A slower link knocks anyway,
- * which costs nothing but a log line on the server. */
+/* A gate believed open is given three connect times of the last success
+ * plus this before we knock: a closed gate drops the SYN without a word.
+ * A wrong guess costs that much and a log line on the server. */
 #define TCLIENT_PROBE_MS 25
-#define TCLIENT_KNOCK_WAIT_MS 5000	/* then knock, and give up after */
-#define TCLIENT_REKNOCK_MS 1000		/* a lost knock is sent again once */
-#define TCLIENT_ATTEMPT_MIN_MS 2
-#define TCLIENT_ATTEMPT_MAX_MS 320
 #define TCLIENT_HANDSHAKE_MS 10000
 /* A server that closes before answering message 1 is most often busy (its
  * pending-handshake cap pushed us out): try again, 4 more times, after
@@ -56,8 +51,7 @@ struct tclient_hooks {
 
 enum tclient_state {
 	TCLIENT_RESOLVING,
-	TCLIENT_PROBING,		/* connect without a knock */
-	TCLIENT_KNOCKED,		/* fast connect attempts */
+	TCLIENT_REACHING,		/* the gate machine: knocks, connects */
 	TCLIENT_HANDSHAKE,
 	TCLIENT_CONFIRMING,		/* message 2 read: until the server's
 					 * first transport message, the server
@@ -82,12 +76,14 @@ struct tclient {
 
 	uv_getaddrinfo_t gai;
 	uv_timer_t timer;
-	struct tclient_attempt *attempt;
+	struct gate *gate;		/* while reaching the port */
+	struct tclient_attempt *attempts[GATE_ATTEMPTS];
 	struct sockaddr_storage sa;	/* the tunnel port */
 	socklen_t sa_len;
-	uint64_t started_ms, knocked_ms, attempt_deadline_ms;
-	unsigned int attempt_ms;
-	bool knocked, reknocked, tcp_ours;
+	uint64_t started_ms, attempt_deadline_ms;
+	uint64_t probe_ms;		/* as given to tclient_connect */
+	uint64_t gate_connect_ms;	/* the last connect's time */
+	bool knocked, tcp_ours;
 	bool tcp_closing;		/* conn.tcp closing: not yet reusable */
 	unsigned int hs_retries;	/* handshakes closed before an answer */
 
@@ -103,11 +99,13 @@ struct tclient {
 };
 
 /* Start connecting. tc must stay put until hooks->freed; ctx and s must
- * outlive it. False (nothing started, no hook called) only when the loop
- * refuses a timer. */
+ * outlive it. probe_ms: 0 to knock at once, else the gate is believed
+ * open (struct gate_params). False (nothing started, no hook called) only
+ * when the loop refuses a timer. */
 bool tclient_connect(struct tclient *tc, uv_loop_t *loop,
 		     const struct client_ctx *ctx, const struct server_entry *s,
-		     const struct tclient_hooks *hooks, void *user);
+		     uint64_t probe_ms, const struct tclient_hooks *hooks,
+		     void *user);
 
 /* Give up: before up, silently (no failed); after, end the session (ended
  * with NULL). Not from inside a yamux callback: it frees the session. */

@@ -60,6 +60,9 @@ netns_setup() {
 	NS_S="pst-$tag-s-$$"
 	NS_C="pst-$tag-c-$$"
 	TMP=$(mktemp -d "/tmp/postern-$tag-XXXXXX")
+	# The client remembers gates it opened (client/gate_memo.h): per test,
+	# since every test's server has the same address.
+	export XDG_RUNTIME_DIR=$TMP
 	trap netns_cleanup EXIT
 	trap "exit 143" TERM INT
 	ip netns add "$NS_S"

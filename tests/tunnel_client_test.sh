@@ -114,6 +114,13 @@ check "pipe knocks, then carries a line to the echo service and back" bash -c '
 check "a second pipe finds the gate open and does not knock" bash -c '
 	out=$(echo again | in_client "$POSTERN" -c client.conf pipe web1 $EPORT); rc=$?
 	[ $rc -eq 0 ] && [ "$out" = again ] && [ "$(knocks)" -eq 1 ]'
+# The memo of that knock outlives the gate: the next pipe tries the
+# port first, hears nothing, knocks and gets through.
+in_server nft flush set inet postern allow4
+check "a pipe that remembers an open gate, now shut, knocks and gets through" bash -c '
+	[ -s "$TMP/postern/gate-web1" ] || { echo "no memo"; exit 1; }
+	out=$(echo shut | in_client "$POSTERN" -c client.conf pipe web1 $EPORT); rc=$?
+	echo "$out"; [ $rc -eq 0 ] && [ "$out" = shut ] && [ "$(knocks)" -eq 2 ]'
 
 head -c $((8 << 20)) /dev/urandom > big
 check "8 MiB from a regular file to a regular file (bridged) arrive intact" bash -c '

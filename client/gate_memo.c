@@ -1,0 +1,113 @@
+/* The gate memo of gate_memo.h: one line per server file. */
+#include "gate_memo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Server names are config identifiers; keep the file name plain anyway. */
+static bool plain_name(const char *name)
+{
+	if (!*name || strlen(name) > 64)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+		    !(*p >= '0' && *p <= '9') && !strchr("-_.", *p))
+			return false;
+	return *name != '.';
+}
+
+/* The directory, made if need be (0700), and the file in it. */
+static bool memo_path(const struct server_entry *s, char *buf, size_t len,
+		      bool make)
+{
+	const char *run = getenv("XDG_RUNTIME_DIR"), *cache = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[PATH_MAX];
+	int n;
+
+	if (!plain_name(s->name))
+		return false;
+	if (run && *run == '/')
+		n = snprintf(dir, sizeof(dir), "%s/postern", run);
+	else if (cache && *cache == '/')
+		n = snprintf(dir, sizeof(dir), "%s/postern", cache);
+	else if (home && *home == '/')
+		n = snprintf(dir, sizeof(dir), "%s/.cache/postern", home);
+	else
+		return false;
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return false;
+	if (make && mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		/* ~/.cache itself may be missing */
+		char *slash = strrchr(dir, '/');
+
+		*slash = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return false;
+		*slash = '/';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			return false;
+	}
+	n = snprintf(buf, len, "%s/gate-%s", dir, s->name);
+	return n > 0 && (size_t)n < len;
+}
+
+bool gate_memo_get(const struct server_entry *s, uint64_t *age_ms,
+		   uint64_t *connect_ms)
+{
+	char path[PATH_MAX], addr[256];
+	unsigned long long at, took;
+	unsigned int port;
+	uint64_t now = wall_ms();
+	FILE *f;
+	int n;
+
+	if (!memo_path(s, path, sizeof(path), false) || !(f = fopen(path, "re")))
+		return false;
+	n = fscanf(f, "%255s %u %llu %llu", addr, &port, &at, &took);
+	fclose(f);
+	/* The same server as configured now, and not from the future. */
+	if (n != 4 || strcmp(addr, s->address) || port != s->tunnel_port ||
+	    at > now || took > 60000)
+		return false;
+	*age_ms = now - at;
+	*connect_ms = took;
+	return true;
+}
+
+void gate_memo_put(const struct server_entry *s, uint64_t connect_ms)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+	int fd;
+
+	if (!memo_path(s, path, sizeof(path), true) ||
+	    snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+		return;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(f, "%s %u %llu %llu\n", s->address, s->tunnel_port,
+		(unsigned long long)wall_ms(), (unsigned long long)connect_ms);
+	/* rename: a reader sees the old line or the new one, whole */
+	if (fclose(f) != 0 || rename(tmp, path) < 0)
+		unlink(tmp);
+}
