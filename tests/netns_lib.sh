@@ -50,6 +50,7 @@ netns_cleanup() {	# never fails: it also runs under set -e (demo.sh)
 	done
 	ip netns del "$NS_S" 2>/dev/null || true
 	ip netns del "$NS_C" 2>/dev/null || true
+	[ -z "${NS_M:-}" ] || ip netns del "$NS_M" 2>/dev/null || true
 	rm -rf "/etc/netns/$NS_S" "/etc/netns/$NS_C"
 	[ -z "${TMP:-}" ] || rm -rf "$TMP"
 	return 0
@@ -190,4 +191,29 @@ check() {
 finish() {
 	echo "$((TEST_CHECKS - TEST_FAILS)) passed, $TEST_FAILS failed"
 	[ "$TEST_FAILS" -eq 0 ]
+}
+
+# netns_slow_link LINKEMU DELAY_MS JITTER_MS LOSS_PERMILLE [RATE_KBIT QUEUE]:
+# put a third namespace ($NS_M) between server and client, with
+# tests/linkemu bridging its two veth pairs: the same addresses, now over a
+# link with that delay (each way), jitter, loss and rate. No segmentation
+# offload on the veths, so every frame is one packet on the emulated wire.
+netns_slow_link() {
+	local emu=$1 ifc
+	shift
+	NS_M="${NS_S%-s-*}-m-$$"
+	ip netns add "$NS_M"
+	ip -n "$NS_S" link del veth-s
+	ip link add veth-s netns "$NS_S" type veth peer name m-s netns "$NS_M"
+	ip link add veth-c netns "$NS_C" type veth peer name m-c netns "$NS_M"
+	ip -n "$NS_S" addr add "$SERVER4/24" dev veth-s
+	ip -n "$NS_C" addr add "$CLIENT4/24" dev veth-c
+	ip -n "$NS_S" addr add "$SERVER6/64" dev veth-s nodad
+	ip -n "$NS_C" addr add "$CLIENT6/64" dev veth-c nodad
+	for ifc in "$NS_S veth-s" "$NS_C veth-c" "$NS_M m-s" "$NS_M m-c"; do
+		ip -n "${ifc% *}" link set "${ifc#* }" gso_max_segs 1 up
+	done
+	ip -n "$NS_M" link set lo up
+	start_bg "$NS_M" "$emu" m-c m-s "$@" > "$TMP/linkemu.out"
+	LINKEMU_PID=$LAST_PID
 }
