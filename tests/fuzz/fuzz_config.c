@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "fuzz_util.h"
 
 static char dir[64], path[96];
@@ -65,7 +66,7 @@ static void check_address(const char *text)
 	struct sockaddr_storage sa;
 	socklen_t len;
 
-	check(config_parse_address(text, &sa, &len));
+	check(addr_parse(text, &sa, &len));
 }
 
 static void check_server(const struct server_config *c)
