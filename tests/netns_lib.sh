@@ -161,6 +161,49 @@ stop_pid() {
 status() { grep -a '^STATUS=' notify.log | tail -1; }
 status_has() { status | grep -q "$1"; }
 
+# --- posternd's sets and counters ------------------------------------------
+# The sets are table inet postern's allow4 and allow6; the counters are the
+# refusal reasons in posternd's last STATUS= ("mac1", "unknown key", ...).
+
+# set_has SET ADDR PORT: SET holds the element ADDR . PORT.
+set_has() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -qE "(^|[ {,])$2 \. $3 "
+}
+# set_count SET: how many elements SET holds.
+set_count() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -oE "[0-9a-f:.]+ \. [0-9]+ timeout" | wc -l
+}
+# expires_ms SET ADDR PORT: milliseconds left of ADDR . PORT in SET, from
+# nft's "expires 1h2m29s870ms"; nothing when it is not there.
+expires_ms() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -oE "$2 \. $3 timeout [^,}]* expires [0-9hms]+" |
+		sed -E 's/.*expires //' |
+		awk '{ t=0; s=$0
+		       if (match(s, /[0-9]+h/)) t += substr(s, RSTART, RLENGTH-1) * 3600000
+		       if (match(s, /[0-9]+m[^s]/)) t += substr(s, RSTART, RLENGTH-2) * 60000
+		       if (match(s, /[0-9]+m$/)) t += substr(s, RSTART, RLENGTH-1) * 60000
+		       if (match(s, /[0-9]+s/)) t += substr(s, RSTART, RLENGTH-1) * 1000
+		       if (match(s, /[0-9]+ms/)) t += substr(s, RSTART, RLENGTH-2)
+		       print t }'
+}
+flush_sets() {
+	in_server nft flush set inet postern allow4
+	in_server nft flush set inet postern allow6
+}
+# counter NAME: the refusal counter NAME in the last STATUS= of notify.log.
+counter() { status | grep -oE "(\(|, )$1 [0-9]+" | grep -oE "[0-9]+$"; }
+
+# new_src: the next of the client's extra addresses in $SRC, from
+# 198.51.100.$next_src on (the test adds them to veth-c).
+next_src=10
+new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
+
+# cpu_ticks PID: user and system time of PID so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 # wait_for SECONDS COMMAND...: poll every 50 ms until it succeeds.
 wait_for() {
 	local limit=$(( $1 * 20 ))

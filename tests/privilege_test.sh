@@ -77,10 +77,6 @@ not_dumpable() {
 	owner=$(stat -c %u:%g "/proc/$1/status")
 	[ "$owner" = 0:0 ] || { echo "/proc/$1 owned by $owner"; return 1; }
 }
-set_has() {	# set_has ADDR PORT
-	in_server nft list set inet postern allow4 | tr -d '\n' |
-		grep -qE "(^|[ {,])$1 \. $2 "
-}
 flush() { in_server nft flush set inet postern allow4; }
 bound() { in_server grep -qE "^ *$QUEUE " /proc/net/netfilter/nfnetlink_queue; }
 export -f in_server in_client set_has wait_for field is no_core not_dumpable bound
@@ -120,7 +116,7 @@ check "  ...NoNewPrivs 1" is $PD NoNewPrivs 1
 check "  ...core limit 0" no_core $PD
 check "  ...not dumpable" not_dumpable $PD
 check "  ...and a knock still opens the gate (nft after the drop)" bash -c '
-	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has $CLIENT4 8443' "$POSTERN"
+	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has allow4 $CLIENT4 8443' "$POSTERN"
 flush
 
 # Stopped, it lets the queue overflow; resumed, its STATUS= shows the
@@ -156,7 +152,7 @@ check "  ...drops CAP_NET_RAW: CapEff = CapPrm = CAP_NET_ADMIN, nothing ambient"
 check "  ...NoNewPrivs 1, core limit 0, not dumpable" bash -c "
 	is $PD NoNewPrivs 1 && no_core $PD && not_dumpable $PD"
 check "  ...and a knock opens the gate" bash -c '
-	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has $CLIENT4 8443' "$POSTERN"
+	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has allow4 $CLIENT4 8443' "$POSTERN"
 # /proc's queue counters are root's: as under systemd, the socket's own
 # drop count (SO_MEMINFO) stands in for them.
 kill -STOP $PD
