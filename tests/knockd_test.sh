@@ -67,22 +67,12 @@ CONF
 }
 write_server_conf ""
 nobody_reads server.conf	# SIGHUP re-reads it as nobody
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
+client_conf client.conf alice.key server.pub psk "server \"web1v6\" {
+	address = \"$SERVER6\"
 	knock_port = $KPORT
 	tunnel_port = 8443
-	public_key = "$(cat server.pub)"
-}
-server "web1v6" {
-	address = "$SERVER6"
-	knock_port = $KPORT
-	tunnel_port = 8443
-	public_key = "$(cat server.pub)"
-}
-CONF
+	public_key = \"$(cat server.pub)\"
+}"
 # The same server by name, over each family, for --all.
 cat > client-all.conf <<CONF
 private_key_file = "alice.key"

@@ -97,6 +97,26 @@ gen_keys() {
 	"$POSTERN" genpsk > otherpsk
 }
 
+# client_conf FILE [KEY [SERVER_PUB [PSK [EXTRA]]]]: the CLI's configuration
+# with one server, "web1" at $SERVER4: knock_port $KPORT when it is set,
+# tunnel_port $TPORT (8443 when unset); keys alice.key and server.pub and
+# the PSK psk unless named; EXTRA (more sections) at the end.
+client_conf() {
+	local knock=""
+	[ -z "${KPORT:-}" ] || knock="
+	knock_port = $KPORT"
+	cat > "$1" <<CONF
+private_key_file = "${2:-alice.key}"
+psk_file = "${4:-psk}"
+server "web1" {
+	address = "$SERVER4"$knock
+	tunnel_port = ${TPORT:-8443}
+	public_key = "$(cat "${3:-server.pub}")"
+}
+${5:-}
+CONF
+}
+
 # start_sshd ADDR:PORT: a real sshd in the server namespace, key-only root
 # login with user_key (made here, in the current directory), logging to
 # sshd.log; SSHD_PID is its pid.

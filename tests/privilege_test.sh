@@ -45,16 +45,7 @@ CONF
 server_conf server.conf nobody
 server_conf nosuch.conf "nosuch-$$"
 server_conf root.conf root
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
-	knock_port = $KPORT
-	tunnel_port = $TPORT
-	public_key = "$(cat server.pub)"
-}
-CONF
+client_conf client.conf
 nobody_reads server.conf client.conf
 server_firewall server.conf || exit 1
 

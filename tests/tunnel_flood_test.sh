@@ -51,16 +51,7 @@ client "alice" {
 	open = {$TPORT}
 }
 CONF
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
-	knock_port = $KPORT
-	tunnel_port = $TPORT
-	public_key = "$(cat server.pub)"
-}
-CONF
+client_conf client.conf
 server_firewall server.conf || exit 1
 
 # chargen: writes to every connection until it goes; sink: accepts and
