@@ -2,7 +2,7 @@
  * The configuration files, both of them: the fuzzer's bytes are written
  * to a file that the server's loader (both daemons) and the CLI's loader
  * each read, through the pre-pass that blanks comments and counts braces
- * (config.c, prepare_text) into libconfuse and the checks after it. Seeds
+ * (config_text.c) into libconfuse and the checks after it. Seeds
  * (make_corpus) are valid server and CLI files; fuzz_config.dict holds the
  * option names and syntax.
  *
