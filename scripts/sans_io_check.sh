@@ -24,8 +24,8 @@ pattern="^(__)?($io)(64)?(_chk)?(@.*)?\$|^(sd_|cfg_|log_|uv_|mnl_|nft|nfq_)"
 bad=$("$nm" -u -A "$archive" | awk '{ print $1, $NF }' |
 	sed -E 's/^[^:]*:([^:]*): /\1 /' | awk -v re="$pattern" '$2 ~ re')
 if [ -n "$bad" ]; then
-	echo "postern_proto must not do I/O; these objects call:" >&2
+	echo "$(basename "$archive") must do no I/O (the rule of postern_proto); these objects call:" >&2
 	echo "$bad" >&2
 	exit 1
 fi
-echo "postern_proto: no I/O among $("$nm" -u "$archive" | grep -c ' U ') undefined symbols"
+echo "$(basename "$archive"): no I/O among $("$nm" -u "$archive" | grep -c ' U ') undefined symbols"
