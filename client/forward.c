@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "context.h"
 #include "pool.h"
 
@@ -33,7 +34,7 @@ struct listener {
 	socklen_t sa_len;
 	uint16_t rport;
 	bool open;			/* tcp initialised */
-	char name[INET6_ADDRSTRLEN + 8];	/* "127.0.0.1:2201", for messages */
+	char name[ADDR_TEXT_MAX];	/* "127.0.0.1:2201", for messages */
 };
 
 /* One accepted connection. */
@@ -158,26 +159,6 @@ static void on_signal(uv_signal_t *h, int signum)
 	stop(h->data);
 }
 
-static void address_text(const struct sockaddr_storage *sa, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	uint16_t port;
-
-	if (sa->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-		snprintf(buf, len, "[%s]:%u", host, port);
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-		snprintf(buf, len, "%s:%u", host, port);
-	}
-}
-
 /*
  * [BIND:]LPORT:NAME:RPORT, split from the right (BIND may be "[v6]").
  * BIND: a numeric address, "localhost" or "*" (all IPv4 interfaces).
@@ -212,10 +193,10 @@ static bool parse_spec(const char *spec, struct listener *l, const char **name)
 	} else {
 		lport = buf;
 	}
-	if (!**name || !config_parse_port(rport, &l->rport))
+	if (!**name || !addr_parse_port(rport, &l->rport))
 		return false;
 	snprintf(addr, sizeof(addr), "%s:%s", bind, lport);
-	return config_parse_address(addr, &l->sa, &l->sa_len);
+	return addr_parse(addr, &l->sa, &l->sa_len);
 }
 
 static struct pool *pool_for(struct forward *f, const struct server_entry *s)
@@ -234,7 +215,7 @@ static bool start_listener(struct forward *f, struct listener *l)
 
 	l->fwd = f;
 	l->pool = pool_for(f, l->server);
-	address_text(&l->sa, l->name, sizeof(l->name));
+	addr_format(l->name, sizeof(l->name), &l->sa);
 	if (!l->pool) {
 		fprintf(stderr, "%s: out of memory\n", PROG_NAME);
 		return false;
@@ -250,7 +231,7 @@ static bool start_listener(struct forward *f, struct listener *l)
 		return false;
 	}
 	if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len) == 0)
-		address_text(&bound, l->name, sizeof(l->name));
+		addr_format(l->name, sizeof(l->name), &bound);
 	printf("forwarding %s to %s port %u\n", l->name, l->server->name, l->rport);
 	return true;
 }
@@ -307,7 +288,7 @@ static int collect(struct forward *f, char **specs, size_t n_specs)
 
 			name = e->server;
 			l->rport = e->port;
-			config_parse_address(e->listen, &l->sa, &l->sa_len);
+			addr_parse(e->listen, &l->sa, &l->sa_len);
 		}
 		l->server = client_ctx_server(&f->ctx, name);
 		if (!l->server)

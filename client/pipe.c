@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "context.h"
 #include "pool.h"
 
@@ -393,7 +394,7 @@ int pipe_main(const struct cli_options *opt, int argc, char *argv[])
 	optind = 1;
 	if (getopt_long(argc, argv, "+", longopts, NULL) != -1 || argc - optind != 2)
 		return usage();
-	if (!config_parse_port(argv[optind + 1], &port)) {
+	if (!addr_parse_port(argv[optind + 1], &port)) {
 		fprintf(stderr, "%s: pipe: '%s' is not a port (1-65535)\n", PROG_NAME,
 			argv[optind + 1]);
 		return EXIT_USAGE;

@@ -8,12 +8,10 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <confuse.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "config_text.h"
 #include "keys.h"
 #include "psk.h"
 
@@ -30,7 +30,6 @@
 #define NFT_NAME_MAX_LEN 255	/* NFT_NAME_MAXLEN less its NUL */
 #define HOST_MAX_LEN 255
 #define SECONDS_PER_DAY 86400
-#define MAX_DEPTH 16		/* of braces we remember the line of */
 
 enum check {
 	CHECK_RANGE,		/* integers, each value of a list */
@@ -40,7 +39,7 @@ enum check {
 	CHECK_SALT,
 	CHECK_FAMILY,		/* an nftables family */
 	CHECK_NFT_NAME,		/* an nftables table or set */
-	CHECK_ADDRESS,		/* config_parse_address */
+	CHECK_ADDRESS,		/* addr_parse */
 	CHECK_KEY,		/* a public key in base64 */
 	CHECK_DATE,		/* YYYY-MM-DD */
 	CHECK_HOST,		/* a host name or address to resolve later */
@@ -387,76 +386,6 @@ static int parse_number(cfg_t *sec, cfg_opt_t *opt, const char *value,
 	return 0;
 }
 
-bool config_parse_port(const char *s, uint16_t *port)
-{
-	unsigned long v = 0;
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		if (s[n] < '0' || s[n] > '9' || n >= 5)
-			return false;
-		v = 10 * v + (unsigned long)(s[n] - '0');
-	}
-	if (n == 0 || v < 1 || v > 65535)
-		return false;
-	*port = (uint16_t)v;
-	return true;
-}
-
-bool config_parse_address(const char *text, struct sockaddr_storage *sa,
-			  socklen_t *sa_len)
-{
-	struct sockaddr_storage tmp;
-	char host[INET6_ADDRSTRLEN];
-	const char *h, *end, *port;
-	uint16_t p;
-	size_t hlen;
-	bool v6 = text[0] == '[';
-
-	if (!sa)
-		sa = &tmp;
-	if (v6) {
-		h = text + 1;
-		end = strchr(h, ']');
-		if (!end || end[1] != ':')
-			return false;
-		port = end + 2;
-	} else {
-		h = text;
-		end = strrchr(text, ':');
-		if (!end)
-			return false;
-		port = end + 1;
-	}
-	hlen = (size_t)(end - h);
-	if (hlen == 0 || hlen >= sizeof(host) || !config_parse_port(port, &p))
-		return false;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-
-	memset(sa, 0, sizeof(*sa));
-	if (v6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
-
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			return false;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(p);
-		if (sa_len)
-			*sa_len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
-
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return false;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(p);
-		if (sa_len)
-			*sa_len = sizeof(*s4);
-	}
-	return true;
-}
-
 static bool leap(long y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -655,7 +584,7 @@ static int check_string(cfg_t *sec, cfg_opt_t *opt, const struct rule *r,
 			      "then letters, digits, '_', '-' or '.')";
 		break;
 	case CHECK_ADDRESS:
-		if (!config_parse_address(s, NULL, NULL))
+		if (!addr_parse(s, NULL, NULL))
 			why = "not ADDRESS:PORT or [IPV6]:PORT (numeric "
 			      "address, port 1 to 65535)";
 		break;
@@ -724,87 +653,6 @@ static void attach_checks(cfg_opt_t *opts)
 		else
 			opts->validcb = check_value;
 	}
-}
-
-/*
- * libconfuse 3.3 counts each comment as one to three extra lines, so every
- * line number after a comment is wrong; it refuses a comment inside a list;
- * and it takes a section still open at the end of the file as closed. So
- * comments are blanked out before it sees the text, newlines kept, and
- * braces are counted. Quoting follows its lexer: a backslash escapes the
- * next byte in either kind of string; anywhere else "#" and "//" start a
- * comment to the end of the line, and slash-star one to the next star-slash.
- */
-static bool prepare_text(char *s, size_t len)
-{
-	int opened[MAX_DEPTH], line = 1, start;
-	size_t i = 0, depth = 0;
-	char q;
-
-	while (i < len) {
-		if (s[i] == '\n') {
-			line++;
-			i++;
-		} else if (s[i] == '{') {
-			if (depth < MAX_DEPTH)
-				opened[depth] = line;
-			depth++;
-			i++;
-		} else if (s[i] == '}') {
-			depth -= depth > 0;	/* an extra one is libconfuse's */
-			i++;
-		} else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
-			/* ${VAR}: one token to libconfuse, braces and all */
-			while (i < len && s[i] != '}')
-				line += s[i++] == '\n';
-			i += i < len;
-		} else if (s[i] == '"' || s[i] == '\'') {
-			q = s[i++];
-			start = line;
-			for (; i < len && s[i] != q; i++) {
-				if (s[i] == '\\' && i + 1 < len)
-					i++;
-				if (s[i] == '\n')
-					line++;
-			}
-			if (i == len) {
-				fail(NULL, start, NULL, "unterminated string");
-				return false;
-			}
-			i++;
-		} else if (s[i] == '#' ||
-			   (s[i] == '/' && i + 1 < len && s[i + 1] == '/')) {
-			while (i < len && s[i] != '\n')
-				s[i++] = ' ';
-		} else if (s[i] == '/' && i + 1 < len && s[i + 1] == '*') {
-			start = line;
-			s[i++] = ' ';
-			s[i++] = ' ';
-			while (i < len && !(s[i] == '*' && i + 1 < len &&
-					    s[i + 1] == '/')) {
-				if (s[i] == '\n')
-					line++;
-				else
-					s[i] = ' ';
-				i++;
-			}
-			if (i == len) {
-				fail(NULL, start, NULL, "unterminated comment");
-				return false;
-			}
-			s[i++] = ' ';
-			s[i++] = ' ';
-		} else {
-			i++;
-		}
-	}
-	/* At the end of the file libconfuse takes a section as closed. */
-	if (depth > 0) {
-		fail(NULL, opened[(depth < MAX_DEPTH ? depth : MAX_DEPTH) - 1],
-		     NULL, "'{' is never closed");
-		return false;
-	}
-	return true;
 }
 
 static char *read_config(const char *path, size_t *len)
@@ -888,8 +736,9 @@ static cfg_t *parse(const char *path, cfg_opt_t *opts, char *err,
 	cfg_t *cfg;
 	FILE *fp;
 	char *text;
+	const char *why;
 	size_t len;
-	int rc = CFG_SUCCESS;
+	int rc = CFG_SUCCESS, line;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.path = path;
@@ -902,7 +751,8 @@ static cfg_t *parse(const char *path, cfg_opt_t *opts, char *err,
 	text = read_config(path, &len);
 	if (!text)
 		return NULL;
-	if (!prepare_text(text, len)) {
+	if (!config_text_prepare(text, len, &line, &why)) {
+		fail(NULL, line, NULL, "%s", why);
 		free(text);
 		return NULL;
 	}

@@ -16,7 +16,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "crypto.h"
 
@@ -148,16 +147,5 @@ const struct client_entry *server_config_find_client(
 bool client_expired(const struct client_entry *e, int64_t now);
 const struct server_entry *cli_config_find_server(const struct cli_config *c,
 						   const char *name);
-
-/*
- * Parse "ADDR:PORT" (IPv4) or "[ADDR]:PORT" (IPv6), numeric only, port
- * 1..65535, into a socket address. The loaders check listen options with it;
- * the daemons and the CLI bind with it.
- */
-/* A port number, 1..65535, in decimal digits only. */
-bool config_parse_port(const char *text, uint16_t *port);
-
-bool config_parse_address(const char *text, struct sockaddr_storage *sa,
-			  socklen_t *sa_len);
 
 #endif

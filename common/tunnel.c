@@ -9,36 +9,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include "bytes.h"
+
 static_assert(TUNNEL_MSG1_LEN == 100, "message 1 is 100 bytes");
 static_assert(TUNNEL_MSG2_MIN == 62, "message 2 is 62 bytes + 2 per port");
 static_assert(TUNNEL_MAX_PORTS == 481, "port list bound");
 static_assert(TUNNEL_HANDSHAKE_MAX <= TUNNEL_MAX_MSG, "fits the framing");
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 const char *tunnel_strerror(enum tunnel_error e)
 {

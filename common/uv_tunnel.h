@@ -5,7 +5,7 @@
  * connection, or stdin/stdout).
  *
  * This is the only I/O in common/, and it is a library of its own
- * (postern_uv): the protocol cores (postern_common) never touch a socket.
+ * (postern_uv): the protocol cores (postern_proto) never touch a socket.
  *
  * Backpressure, both ways, keeps memory bounded by the yamux windows:
  *   local → tunnel: a local read is written to yamux; what the peer's

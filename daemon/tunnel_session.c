@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "addr.h"
 #include "keys.h"
 #include "log.h"
 #include "tunneld.h"
@@ -31,24 +32,13 @@ static void peer_of(struct tsession *t)
 {
 	struct sockaddr_storage sa;
 	int sl = sizeof(sa);
-	char host[46];
 
 	snprintf(t->src, sizeof(t->src), "?");
 	memset(&t->source, 0, sizeof(t->source));
 	if (uv_tcp_getpeername(&t->conn.tcp, (struct sockaddr *)&sa, &sl) != 0)
 		return;
 	source_key_of(&sa, &t->source);
-	if (sa.ss_family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
-
-		uv_ip4_name(s4, host, sizeof(host));
-		snprintf(t->src, sizeof(t->src), "%s:%u", host, ntohs(s4->sin_port));
-	} else {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
-
-		uv_ip6_name(s6, host, sizeof(host));
-		snprintf(t->src, sizeof(t->src), "[%s]:%u", host, ntohs(s6->sin6_port));
-	}
+	addr_format(t->src, sizeof(t->src), &sa);
 }
 
 /*

@@ -13,6 +13,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
 #include "log.h"
 #include "nocore.h"
@@ -50,7 +51,7 @@ static bool listen_all(struct tunneld *d, char *err)
 		uv_tcp_t *l = &d->listeners[i];
 		int rc;
 
-		config_parse_address(tc->listen[i], &sa, &len);
+		addr_parse(tc->listen[i], &sa, &len);
 		uv_tcp_init(d->loop, l);
 		l->data = d;
 		d->n_listeners++;

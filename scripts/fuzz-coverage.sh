@@ -23,12 +23,12 @@ declare -A files=(
 	[fuzz_handshake_initiator]="common/tunnel.c common/noise.c"
 	[fuzz_transport_yamux]="common/session.c common/tunnel.c common/yamux.c common/yamux_frame.c"
 	[fuzz_stream_request]="common/tunnel.c"
-	[fuzz_config]="common/config.c"
+	[fuzz_config]="common/config.c common/config_text.c common/addr.c"
 	[fuzz_yamux]="common/yamux.c common/yamux_frame.c"
 )
 parsers="common/ip_udp.c common/knock.c daemon/knock_verify.c daemon/ratelimit.c
 	common/noise.c common/tunnel.c common/session.c common/yamux.c
-	common/yamux_frame.c common/config.c"
+	common/yamux_frame.c common/config.c common/config_text.c common/addr.c"
 
 # llvm-cov names sources as the compiler saw them: absolute paths.
 abs() {

@@ -58,8 +58,6 @@ QUEUE=5 KPORT=62201
 for i in $(seq 10 50); do
 	ip -n "$NS_C" addr add "198.51.100.$i/24" dev veth-c
 done
-next_src=10
-new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
 
 umask 077
 cd "$TMP"
@@ -96,28 +94,6 @@ check "posternd's printed ruleset loads (queue statement replaced)" server_firew
 nobody_reads server.conf
 nobody_owns server.key psk
 
-set_has() {	# set_has SET ADDR PORT
-	in_server nft list set inet postern "$1" | tr -d '\n' |
-		grep -qE "(^|[ {,])$2 \. $3 "
-}
-set_count() {
-	in_server nft list set inet postern "$1" | tr -d '\n' |
-		grep -oE "[0-9a-f:.]+ \. [0-9]+ timeout" | wc -l
-}
-expires_s() {	# whole seconds left of ADDR . PORT in SET
-	in_server nft list set inet postern "$1" | tr -d '\n' |
-		grep -oE "$2 \. $3 timeout [^,}]* expires [0-9hms]+" |
-		sed -E 's/.*expires //' |
-		awk '{ t=0; s=$0
-		       if (match(s, /[0-9]+h/)) t += substr(s, RSTART, RLENGTH-1) * 3600
-		       if (match(s, /[0-9]+m([0-9]|$)/)) { m = substr(s, RSTART); sub(/m.*/, "", m); t += m * 60 }
-		       if (match(s, /[0-9]+s/)) t += substr(s, RSTART, RLENGTH-1)
-		       print t }'
-}
-flush_sets() {
-	in_server nft flush set inet postern allow4
-	in_server nft flush set inet postern allow6
-}
 go_knock() {	# go_knock SRC DST [options]: a knock from alice made by the Go peer
 	local src=$1 dst=$2
 	shift 2
@@ -163,14 +139,16 @@ flush_sets
 new_src
 go_knock "$SRC" $SERVER4 -open 100
 wait_for 3 set_has allow4 "$SRC" 8443
-e=$(expires_s allow4 "$SRC" 8443)
+e=$(expires_ms allow4 "$SRC" 8443)
+e=${e:+$((e / 1000))}
 check "open_seconds = 100 in the payload gives a 100 s element (${e:-none} s left)" \
 	test "${e:-0}" -ge 97 -a "${e:-0}" -le 100
 flush_sets
 new_src
 go_knock "$SRC" $SERVER4 -open 1000
 wait_for 3 set_has allow4 "$SRC" 8443
-e=$(expires_s allow4 "$SRC" 8443)
+e=$(expires_ms allow4 "$SRC" 8443)
+e=${e:+$((e / 1000))}
 check "open_seconds = 1000 is capped at max_open_seconds = 300 (${e:-none} s left)" \
 	test "${e:-0}" -ge 297 -a "${e:-0}" -le 300
 flush_sets

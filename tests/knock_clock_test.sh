@@ -49,9 +49,7 @@ POSTERND_PID=$LAST_PID
 check "posternd starts with its clock an hour fast" wait_for 5 bash -c \
 	"grep -q STATUS= notify.log && grep -q 'no replay state' posternd.log"
 
-set_has() { in_server nft list set inet postern allow4 | tr -d '\n' | grep -qE "(^|[ {,])$1 \. 8443 "; }
-count() { grep STATUS= notify.log | tail -1 | grep -oE "(\(|, )$1 [0-9]+" | grep -oE "[0-9]+$"; }
-export -f set_has count in_server wait_for
+export -f set_has counter status in_server wait_for
 export NS_S TMP
 next=10
 # knock OFFSET_MS [FILE]: a knock stamped now + OFFSET_MS from a fresh
@@ -61,7 +59,7 @@ knock() {
 	next=$((next + 1))
 	in_client "$CRAFT" -k alice.key -s "$(cat server.pub)" -p psk -b $src \
 		-o "$1" ${2:+-w "$2"} $SERVER4 $KPORT
-	wait_for 3 set_has $src
+	wait_for 3 set_has allow4 $src 8443
 }
 # replay FILE: send it from a fresh address, then prove it was read (a
 # fresh knock sent after it opens); true if the replay opened nothing.
@@ -69,18 +67,18 @@ replay() {
 	local src=198.51.100.$next
 	next=$((next + 1))
 	in_client "$CRAFT" -r "$1" -b $src $SERVER4 $KPORT
-	knock "$2" && ! set_has $src
+	knock "$2" && ! set_has allow4 $src 8443
 }
 
 check "a knock stamped with the server's (fast) clock opens" knock $HOUR fast.knock
 set_clock "+0"		# NTP steps the clock back an hour
 check "after the clock is stepped back an hour, an honest knock opens at once" \
 	knock 0 now.knock
-REPLAY0=$(count replay)
+REPLAY0=$(counter replay)
 check "  ...its replay opens nothing" replay now.knock 0
 check "  ...nor the replay of the knock made before the step" replay fast.knock 0
 check "  ...both refused as replays" wait_for 3 bash -c \
-	"[ \"\$(count replay)\" -ge $((REPLAY0 + 2)) ]"
+	"[ \"\$(counter replay)\" -ge $((REPLAY0 + 2)) ]"
 set_clock "+86400"	# a day forward
 check "a day forward, an honest knock opens" knock $DAY day.knock
 set_clock "+0"		# and back

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "ip_udp.h"
 #include "keys.h"
 #include "knock.h"
@@ -64,7 +65,7 @@ static int set_dstopts(int fd, size_t len)
 static uint16_t checksum(uint32_t sum, const uint8_t *p, size_t len)
 {
 	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+		sum += get_be16(p + i);
 	if (len & 1)
 		sum += (uint32_t)(p[len - 1] << 8);
 	while (sum >> 16)
@@ -87,8 +88,7 @@ static int send_spoofed6(const char *from, const struct sockaddr_in6 *to,
 	if (fd < 0 || len > KNOCK_LEN + 64)
 		return -1;
 	pkt[0] = 0x60;
-	pkt[4] = (uint8_t)(udp_len >> 8);
-	pkt[5] = (uint8_t)udp_len;
+	put_be16(pkt + 4, (uint16_t)udp_len);
 	pkt[6] = IPPROTO_UDP;
 	pkt[7] = 64;
 	if (inet_pton(AF_INET6, from, pkt + 8) != 1)
@@ -97,18 +97,15 @@ static int send_spoofed6(const char *from, const struct sockaddr_in6 *to,
 	pkt[40] = 0x9c;		/* source port 40000 */
 	pkt[41] = 0x40;
 	memcpy(pkt + 42, &to->sin6_port, 2);
-	pkt[44] = (uint8_t)(udp_len >> 8);
-	pkt[45] = (uint8_t)udp_len;
+	put_be16(pkt + 44, (uint16_t)udp_len);
 	memcpy(pkt + 48, payload, len);
 	memcpy(pseudo, pkt + 8, 32);
-	pseudo[34] = (uint8_t)(udp_len >> 8);
-	pseudo[35] = (uint8_t)udp_len;
+	put_be16(pseudo + 34, (uint16_t)udp_len);
 	pseudo[39] = IPPROTO_UDP;
 	for (size_t i = 0; i < sizeof(pseudo); i += 2)
-		sum += (uint32_t)(pseudo[i] << 8 | pseudo[i + 1]);
+		sum += get_be16(pseudo + i);
 	ck = checksum(sum, pkt + 40, udp_len);
-	pkt[46] = (uint8_t)(ck >> 8);
-	pkt[47] = (uint8_t)ck;
+	put_be16(pkt + 46, ck);
 	dst.sin6_port = 0;	/* a raw socket's "port" is its protocol */
 	if (sendto(fd, pkt, 40 + udp_len, 0, (const struct sockaddr *)&dst,
 		   sizeof(dst)) != (ssize_t)(40 + udp_len))

@@ -58,14 +58,7 @@ CONF
 nobody_reads server.conf	# posternd drops to nobody once its queue is bound
 check "the printed ruleset loads" server_firewall server.conf
 
-set_has() { in_server nft list set inet postern allow4 | tr -d '\n' | grep -qE "(^|[ {,])$1 \. 8443 "; }
-set_count() {
-	in_server nft list set inet postern allow4 | tr -d '\n' |
-		grep -oE "[0-9.]+ \. [0-9]+ timeout" | wc -l
-}
-status() { grep STATUS= notify.log | tail -1; }
-count() { status | grep -oE "(\(|, )$1 [0-9]+" | grep -oE "[0-9]+$"; }
-export -f set_has set_count in_server status count wait_for
+export -f set_has set_count in_server status counter wait_for
 export NS_S TMP
 
 start_bg "$NS_S" "$SINK" "$TMP/notify" 600 > notify.log
@@ -95,7 +88,6 @@ flood() {	# flood SECONDS [knockgen options]: from 10.64.x.y, in the background
 	FLOOD_PID=$!
 	PIDS+=($FLOOD_PID)
 }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # The packets in the queue, waiting for posternd's verdict.
 queue_len() { in_server awk -v q=$QUEUE '$1 == q { print $3 }' /proc/net/netfilter/nfnetlink_queue; }
 queue_empty() { [ "$(queue_len)" = 0 ]; }
@@ -112,12 +104,12 @@ valid_during() {
 	while [ $(( $(date +%s%N) / 1000000 )) -lt $end ] && [ $n -lt 60 ]; do
 		t0=$(date +%s%N)
 		knock_from 198.51.100.$i
-		if wait_for 1 set_has 198.51.100.$i; then
+		if wait_for 1 set_has allow4 198.51.100.$i 8443; then
 			first=$((first + 1))
 		else
 			knock_from 198.51.100.$i
 		fi
-		if wait_for 2 set_has 198.51.100.$i; then
+		if wait_for 2 set_has allow4 198.51.100.$i 8443; then
 			t1=$(date +%s%N)
 			opened=$((opened + 1))
 			waits+=($(( (t1 - t0) / 1000000 )))
@@ -150,13 +142,13 @@ else
 	check "under a max-rate garbage flood, >= 99 % of valid knocks open ($OPENED of $SENT)" \
 		test $(( OPENED * 100 )) -ge $(( SENT * 99 ))
 fi
-check "the garbage was dropped at mac1" test "$(count mac1)" -gt 10000
+check "the garbage was dropped at mac1" test "$(counter mac1)" -gt 10000
 in_server nft flush set inet postern allow4
 
 # A leaked PSK: junk with a valid mac1 from 65,536 sources, each costing a
 # Noise read until its source's bucket is empty.
 ticks0=$(cpu_ticks "$POSTERND_PID") t0=$(date +%s%N)
-NOISE0=$(count noise)
+NOISE0=$(counter noise)
 flood $FLOOD_SECONDS -N 65536 -j psk -s "$(cat server.pub)"
 valid_during $((FLOOD_SECONDS - 1)) 100
 wait "$FLOOD_PID"
@@ -167,13 +159,13 @@ echo "# mac1-valid junk flood (leaked PSK): ${FLOOD_RATE:-?} packets/s from 6553
 	"sources for $FLOOD_SECONDS s; valid knocks opened $FIRST_TRY of $SENT at once, $OPENED" \
 	"with one re-knock (wait p50 ${WAIT_P50} ms, max ${WAIT_MAX} ms); posternd CPU ${CPU_PCT} %," \
 	"VmHWM $(hwm_kib "$POSTERND_PID") KiB; Noise reads refused" \
-	"$(( $(count noise) - NOISE0 ))"
+	"$(( $(counter noise) - NOISE0 ))"
 echo "# status: $(status)"
 t0=$(date +%s%N)
 check "posternd works off the backlog the junk left (bounded: 60 s)" wait_for 60 queue_empty
 echo "# the backlog took $(( ($(date +%s%N) - t0) / 1000000 )) ms to work off after the junk flood"
 check "the junk reached the Noise read and was refused there" \
-	test $(( $(count noise) - NOISE0 )) -gt 1000
+	test $(( $(counter noise) - NOISE0 )) -gt 1000
 check "posternd survived both floods" kill -0 "$POSTERND_PID"
 in_server nft flush set inet postern allow4
 
@@ -193,7 +185,7 @@ ECHO_PID=$!
 PIDS+=($ECHO_PID)
 wait_for 5 bash -c "ip netns exec $NS_S ss -ltn | grep -q '$SERVER4:8443 '"
 knock_from 198.51.100.200
-check "a knock opens for the connection" wait_for 3 set_has 198.51.100.200
+check "a knock opens for the connection" wait_for 3 set_has allow4 198.51.100.200 8443
 coproc CONN { in_client python3 -u -c '
 import socket, sys
 c = socket.create_connection((sys.argv[1], 8443), timeout=5,
@@ -227,7 +219,7 @@ in_server nft flush set inet postern allow4
 # Replay every knock the killed posternd had accepted (its log says
 # which); one still queued when it died was never accepted, and would
 # rightly open once.
-REPLAY0=$(count replay) replayed=0
+REPLAY0=$(counter replay) replayed=0
 for i in $(seq 1 8); do
 	grep -q "opened 198.51.100.$((209 + i)) port" posternd.log || continue
 	in_client "$CRAFT" -r "kept$i.knock" -b 198.51.100.$((229 + i)) $SERVER4 $KPORT
@@ -236,12 +228,12 @@ done
 check "some knocks were accepted before the kill ($replayed of 8)" test $replayed -ge 1
 knock_from 198.51.100.250
 check "after the restart a fresh knock opens (the replays were read first)" \
-	wait_for 3 set_has 198.51.100.250
-check "  ...and none of the $replayed replayed knocks opened anything" test "$(set_count)" -eq 1
+	wait_for 3 set_has allow4 198.51.100.250 8443
+check "  ...and none of the $replayed replayed knocks opened anything" test "$(set_count allow4)" -eq 1
 ACCEPTED_BEFORE_KILL=$replayed
 check "  ...each was counted as a replay" \
-	wait_for 3 bash -c "[ \$(( \$(count replay) - $REPLAY0 )) -ge $replayed ]"
-echo "# kill -9: $ACCEPTED_BEFORE_KILL knocks accepted before the kill, replays refused: $(( $(count replay) - REPLAY0 ))"
+	wait_for 3 bash -c "[ \$(( \$(counter replay) - $REPLAY0 )) -ge $replayed ]"
+echo "# kill -9: $ACCEPTED_BEFORE_KILL knocks accepted before the kill, replays refused: $(( $(counter replay) - REPLAY0 ))"
 in_server nft flush set inet postern allow4
 
 # --- faults: the nft table deleted at runtime -----------------------------
@@ -256,7 +248,7 @@ check "  ...written once for three knocks (counted: nft errors 3)" bash -c "
 	wait_for 3 bash -c '[ \"\$(status | grep -oE \"nft errors [0-9]+\" | grep -oE \"[0-9]+\")\" -ge 3 ]'"
 in_server nft -f table.nft
 knock_from 198.51.100.160
-check "once the table is back, knocks open again without a restart" wait_for 3 set_has 198.51.100.160
+check "once the table is back, knocks open again without a restart" wait_for 3 set_has allow4 198.51.100.160 8443
 in_server nft flush set inet postern allow4
 
 # --- faults: the queue overrun ------------------------------------------
@@ -265,7 +257,7 @@ flood 2 -c 60000
 wait "$FLOOD_PID"
 kill -CONT "$POSTERND_PID"
 knock_from 198.51.100.170
-check "after a queue overrun posternd keeps serving" wait_for 5 set_has 198.51.100.170
+check "after a queue overrun posternd keeps serving" wait_for 5 set_has allow4 198.51.100.170 8443
 check "  ...and counts the kernel's drops" wait_for 3 bash -c \
 	'[ "$(status | grep -oE "kernel drops [0-9]+" | grep -oE "[0-9]+$")" -gt 0 ]'
 echo "# overrun: $(status | grep -oE 'kernel drops .*')"

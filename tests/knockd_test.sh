@@ -27,8 +27,6 @@ done
 for i in a b c; do
 	ip -n "$NS_C" addr add "2001:db8:$i::1/64" dev veth-c nodad preferred_lft 0
 done
-next_src=10
-new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
 
 umask 077
 cd "$TMP"
@@ -69,22 +67,12 @@ CONF
 }
 write_server_conf ""
 nobody_reads server.conf	# SIGHUP re-reads it as nobody
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
+client_conf client.conf alice.key server.pub psk "server \"web1v6\" {
+	address = \"$SERVER6\"
 	knock_port = $KPORT
 	tunnel_port = 8443
-	public_key = "$(cat server.pub)"
-}
-server "web1v6" {
-	address = "$SERVER6"
-	knock_port = $KPORT
-	tunnel_port = 8443
-	public_key = "$(cat server.pub)"
-}
-CONF
+	public_key = \"$(cat server.pub)\"
+}"
 # The same server by name, over each family, for --all.
 cat > client-all.conf <<CONF
 private_key_file = "alice.key"
@@ -108,44 +96,13 @@ HOSTS
 
 check "printed ruleset loads (queue statement replaced)" server_firewall server.conf
 
-set_has() {	# set_has SET ADDR PORT
-	in_server nft list set inet postern "$1" | tr -d '\n' |
-		grep -qE "(^|[ {,])$2 \. $3 "
-}
-set_count() {
-	in_server nft list set inet postern "$1" | tr -d '\n' |
-		grep -oE "[0-9a-f:.]+ \. [0-9]+ timeout" | wc -l
-}
-# Seconds left of ADDR . PORT in SET, from "expires 1m29s870ms".
-expires_ms() {
-	in_server nft list set inet postern "$1" | tr -d '\n' |
-		grep -oE "$2 \. $3 timeout [^,}]* expires [0-9hms]+" |
-		sed -E 's/.*expires //' |
-		awk '{ t=0; s=$0
-		       if (match(s, /[0-9]+h/)) t += substr(s, RSTART, RLENGTH-1) * 3600000
-		       if (match(s, /[0-9]+m[^s]/)) t += substr(s, RSTART, RLENGTH-2) * 60000
-		       if (match(s, /[0-9]+m$/)) t += substr(s, RSTART, RLENGTH-1) * 60000
-		       if (match(s, /[0-9]+s/)) t += substr(s, RSTART, RLENGTH-1) * 1000
-		       if (match(s, /[0-9]+ms/)) t += substr(s, RSTART, RLENGTH-2)
-		       print t }'
-}
-flush_sets() {
-	in_server nft flush set inet postern allow4
-	in_server nft flush set inet postern allow6
-}
 craft() {	# craft [options]: a knock from alice, sent from $SRC
 	in_client "$CRAFT" -k alice.key -s "$(cat server.pub)" -p psk -b "$SRC" "$@" $SERVER4 $KPORT
-}
-# count NAME: the refusal counter NAME ("mac1", "unknown key", ...) in
-# posternd's last STATUS=.
-count() {
-	grep STATUS= "$TMP/notify.log" | tail -1 | grep -oE "(\(|, )$1 [0-9]+" |
-		grep -oE "[0-9]+$"
 }
 # bad_case REASON: remember REASON's counter and take a fresh source for
 # the bad knock the caller sends next.
 bad_case() {
-	REASON=$1 BEFORE=$(count "$1")
+	REASON=$1 BEFORE=$(counter "$1")
 	new_src
 	BAD=$SRC
 }
@@ -159,8 +116,8 @@ refused() {
 	$ok && { [ "$(set_count allow4)" -eq 2 ] && [ "$(set_count allow6)" -eq 0 ] &&
 		! set_has allow4 "$BAD" 8443 || { ok=false; echo "  sets hold more:"
 		in_server nft list set inet postern allow4 | grep -o "elements.*"; }; }
-	$ok && wait_for 3 bash -c '[ "$(count "$1")" -gt "$2" ]' _ "$REASON" "$BEFORE" || {
-		ok=false; echo "  $REASON: ${BEFORE:-?} → $(count "$REASON")"; }
+	$ok && wait_for 3 bash -c '[ "$(counter "$1")" -gt "$2" ]' _ "$REASON" "$BEFORE" || {
+		ok=false; echo "  $REASON: ${BEFORE:-?} → $(counter "$REASON")"; }
 	flush_sets
 	$ok
 }
@@ -231,7 +188,7 @@ check "without a knock, the tunnel port is silent (dropped, not refused)" bash -
 	[ $? -eq 124 ]'
 flush_sets
 
-export -f count
+export -f counter status
 export TMP
 new_src; craft -w captured.knock
 wait_for 3 set_has allow4 "$SRC" 8443
@@ -287,7 +244,7 @@ check "  ...and nothing was opened for the target" bash -c '
 # range) and behind 400 (cut by today's 512). The gate must not open for
 # the attacker: a cut datagram is refused as truncated.
 VICTIM=2001:db8:a::1 ATTACKER=2001:db8:b::1 PROBE6=2001:db8:c::1
-REASON=truncated BEFORE=$(count truncated) RATE_BEFORE=$(count rate)
+REASON=truncated BEFORE=$(counter truncated) RATE_BEFORE=$(counter rate)
 craft6() { in_client "$CRAFT" -k alice.key -s "$(cat server.pub)" -p psk "$@" $SERVER6 $KPORT; }
 craft6 -j 12 -b $VICTIM
 sleep 0.2
@@ -298,13 +255,13 @@ sleep 0.2
 in_client "$CRAFT" -g 1 -x 400 -b $ATTACKER $SERVER6 $KPORT
 sleep 0.2
 check "the victim's knock was rate-limited (the chain's set-up)" \
-	wait_for 3 bash -c '[ "$(count rate)" -ge $(( ${0:-0} + 3 )) ]' "$RATE_BEFORE"
+	wait_for 3 bash -c '[ "$(counter rate)" -ge $(( ${0:-0} + 3 )) ]' "$RATE_BEFORE"
 craft6 -b $PROBE6
 check "a later valid knock opens (the cut datagram was read)" wait_for 3 set_has allow6 $PROBE6 8443
 check "  ...the attacker's cut datagram opened nothing" bash -c "! set_has allow6 $ATTACKER 8443"
 check "  ...nor anything for the victim" bash -c "! set_has allow6 $VICTIM 8443"
 check "  ...and it was counted as truncated" \
-	wait_for 3 bash -c '[ "$(count truncated)" -gt "$0" ]' "$BEFORE"
+	wait_for 3 bash -c '[ "$(counter truncated)" -gt "$0" ]' "$BEFORE"
 flush_sets
 
 # Finding 3: sources no host knocks from. A valid knock from a spoofed
@@ -319,7 +276,7 @@ craft6 -S 2001:db8:99::1
 check "a valid knock from a spoofed IPv6 source opens that source" \
 	wait_for 3 set_has allow6 2001:db8:99::1 8443
 flush_sets
-BEFORE=$(count source)
+BEFORE=$(counter source)
 craft6 -S ::
 craft6 -S ::198.51.100.77
 craft6 -b $PROBE6
@@ -327,7 +284,7 @@ check "the unspecified or an IPv4-compatible IPv6 source opens nothing" bash -c 
 	wait_for 3 set_has allow6 $PROBE6 8443 && [ \$(set_count allow6) -eq 2 ] &&
 	[ \$(set_count allow4) -eq 0 ]"
 check "  ...and both were counted as bad sources" \
-	wait_for 3 bash -c '[ "$(count source)" -ge $(( $0 + 2 )) ]' "$BEFORE"
+	wait_for 3 bash -c '[ "$(counter source)" -ge $(( $0 + 2 )) ]' "$BEFORE"
 flush_sets
 
 # Finding 4: one captured knock sent 100 times from 20 sources writes one
@@ -336,14 +293,14 @@ new_src
 in_client "$CRAFT" -k dave.key -s "$(cat server.pub)" -p psk -b "$SRC" -w loud.knock $SERVER4 $KPORT
 wait_for 3 set_has allow4 "$SRC" 8443
 flush_sets
-BEFORE=$(count replay)
+BEFORE=$(counter replay)
 for i in $(seq 60 79); do
 	for _ in 1 2 3 4 5; do
 		in_client "$CRAFT" -r loud.knock -b 198.51.100.$i $SERVER4 $KPORT
 	done
 done
 check "100 replays of one knock from 20 sources are all counted" \
-	wait_for 5 bash -c '[ "$(count replay)" -ge $(( $0 + 100 )) ]' "$BEFORE"
+	wait_for 5 bash -c '[ "$(counter replay)" -ge $(( $0 + 100 )) ]' "$BEFORE"
 check "  ...and written to the log once" \
 	test "$(grep -c "knock from dave (.*) refused: replay" "$TMP/posternd.log")" -eq 1
 
@@ -463,7 +420,7 @@ check "  ...a knock with the old PSK opens nothing (mac1)" bash -c '
 	new_src() { :; }; SRC=$1
 	in_client "$2" -k alice.key -s "$(cat server.pub)" -p psk2 -b "$SRC" $3 $4 &&
 	wait_for 3 set_has allow4 "$SRC" 8443 && ! set_has allow4 "$5" 8443 &&
-	wait_for 3 bash -c "[ \$(count mac1) -gt $6 ]"' _ 198.51.100.98 "$CRAFT" $SERVER4 $KPORT "$BAD" "$BEFORE"
+	wait_for 3 bash -c "[ \$(counter mac1) -gt $6 ]"' _ 198.51.100.98 "$CRAFT" $SERVER4 $KPORT "$BAD" "$BEFORE"
 flush_sets
 # A bad new key file: the reload is refused as a whole and says why.
 echo "not a key" > bad.key

@@ -101,6 +101,26 @@ gen_keys() {
 	"$POSTERN" genpsk > otherpsk
 }
 
+# client_conf FILE [KEY [SERVER_PUB [PSK [EXTRA]]]]: the CLI's configuration
+# with one server, "web1" at $SERVER4: knock_port $KPORT when it is set,
+# tunnel_port $TPORT (8443 when unset); keys alice.key and server.pub and
+# the PSK psk unless named; EXTRA (more sections) at the end.
+client_conf() {
+	local knock=""
+	[ -z "${KPORT:-}" ] || knock="
+	knock_port = $KPORT"
+	cat > "$1" <<CONF
+private_key_file = "${2:-alice.key}"
+psk_file = "${4:-psk}"
+server "web1" {
+	address = "$SERVER4"$knock
+	tunnel_port = ${TPORT:-8443}
+	public_key = "$(cat "${3:-server.pub}")"
+}
+${5:-}
+CONF
+}
+
 # start_sshd ADDR:PORT: a real sshd in the server namespace, key-only root
 # login with user_key (made here, in the current directory), logging to
 # sshd.log; SSHD_PID is its pid.
@@ -164,6 +184,49 @@ stop_pid() {
 # notify.log in the current directory; status_has PATTERN matches it.
 status() { grep -a '^STATUS=' notify.log | tail -1; }
 status_has() { status | grep -q "$1"; }
+
+# --- posternd's sets and counters ------------------------------------------
+# The sets are table inet postern's allow4 and allow6; the counters are the
+# refusal reasons in posternd's last STATUS= ("mac1", "unknown key", ...).
+
+# set_has SET ADDR PORT: SET holds the element ADDR . PORT.
+set_has() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -qE "(^|[ {,])$2 \. $3 "
+}
+# set_count SET: how many elements SET holds.
+set_count() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -oE "[0-9a-f:.]+ \. [0-9]+ timeout" | wc -l
+}
+# expires_ms SET ADDR PORT: milliseconds left of ADDR . PORT in SET, from
+# nft's "expires 1h2m29s870ms"; nothing when it is not there.
+expires_ms() {
+	in_server nft list set inet postern "$1" | tr -d '\n' |
+		grep -oE "$2 \. $3 timeout [^,}]* expires [0-9hms]+" |
+		sed -E 's/.*expires //' |
+		awk '{ t=0; s=$0
+		       if (match(s, /[0-9]+h/)) t += substr(s, RSTART, RLENGTH-1) * 3600000
+		       if (match(s, /[0-9]+m[^s]/)) t += substr(s, RSTART, RLENGTH-2) * 60000
+		       if (match(s, /[0-9]+m$/)) t += substr(s, RSTART, RLENGTH-1) * 60000
+		       if (match(s, /[0-9]+s/)) t += substr(s, RSTART, RLENGTH-1) * 1000
+		       if (match(s, /[0-9]+ms/)) t += substr(s, RSTART, RLENGTH-2)
+		       print t }'
+}
+flush_sets() {
+	in_server nft flush set inet postern allow4
+	in_server nft flush set inet postern allow6
+}
+# counter NAME: the refusal counter NAME in the last STATUS= of notify.log.
+counter() { status | grep -oE "(\(|, )$1 [0-9]+" | grep -oE "[0-9]+$"; }
+
+# new_src: the next of the client's extra addresses in $SRC, from
+# 198.51.100.$next_src on (the test adds them to veth-c).
+next_src=10
+new_src() { SRC="198.51.100.$next_src"; next_src=$((next_src + 1)); }
+
+# cpu_ticks PID: user and system time of PID so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # wait_for SECONDS COMMAND...: poll every 50 ms until it succeeds.
 wait_for() {

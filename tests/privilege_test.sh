@@ -45,16 +45,7 @@ CONF
 server_conf server.conf nobody
 server_conf nosuch.conf "nosuch-$$"
 server_conf root.conf root
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
-	knock_port = $KPORT
-	tunnel_port = $TPORT
-	public_key = "$(cat server.pub)"
-}
-CONF
+client_conf client.conf
 nobody_reads server.conf client.conf
 server_firewall server.conf || exit 1
 
@@ -76,10 +67,6 @@ not_dumpable() {
 	local owner
 	owner=$(stat -c %u:%g "/proc/$1/status")
 	[ "$owner" = 0:0 ] || { echo "/proc/$1 owned by $owner"; return 1; }
-}
-set_has() {	# set_has ADDR PORT
-	in_server nft list set inet postern allow4 | tr -d '\n' |
-		grep -qE "(^|[ {,])$1 \. $2 "
 }
 flush() { in_server nft flush set inet postern allow4; }
 bound() { in_server grep -qE "^ *$QUEUE " /proc/net/netfilter/nfnetlink_queue; }
@@ -120,7 +107,7 @@ check "  ...NoNewPrivs 1" is $PD NoNewPrivs 1
 check "  ...core limit 0" no_core $PD
 check "  ...not dumpable" not_dumpable $PD
 check "  ...and a knock still opens the gate (nft after the drop)" bash -c '
-	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has $CLIENT4 8443' "$POSTERN"
+	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has allow4 $CLIENT4 8443' "$POSTERN"
 flush
 
 # Stopped, it lets the queue overflow; resumed, its STATUS= shows the
@@ -156,7 +143,7 @@ check "  ...drops CAP_NET_RAW: CapEff = CapPrm = CAP_NET_ADMIN, nothing ambient"
 check "  ...NoNewPrivs 1, core limit 0, not dumpable" bash -c "
 	is $PD NoNewPrivs 1 && no_core $PD && not_dumpable $PD"
 check "  ...and a knock opens the gate" bash -c '
-	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has $CLIENT4 8443' "$POSTERN"
+	in_client "$0" -c client.conf knock web1 && wait_for 3 set_has allow4 $CLIENT4 8443' "$POSTERN"
 # /proc's queue counters are root's: as under systemd, the socket's own
 # drop count (SO_MEMINFO) stands in for them.
 kill -STOP $PD

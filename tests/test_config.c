@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
+#include "addr.h"
 #include "config.h"
 #include "keys.h"
 #include "test_util.h"
@@ -789,22 +790,22 @@ static void parse_address(void **state)
 	socklen_t len = 0;
 
 	(void)state;
-	assert_true(config_parse_address("192.0.2.7:2201", &ss, &len));
+	assert_true(addr_parse("192.0.2.7:2201", &ss, &len));
 	assert_int_equal(s4->sin_family, AF_INET);
 	assert_int_equal(ntohs(s4->sin_port), 2201);
 	assert_int_equal(ntohl(s4->sin_addr.s_addr), 0xc0000207);
 	assert_int_equal(len, sizeof(*s4));
 
-	assert_true(config_parse_address("[2001:db8::1]:65535", &ss, &len));
+	assert_true(addr_parse("[2001:db8::1]:65535", &ss, &len));
 	assert_int_equal(s6->sin6_family, AF_INET6);
 	assert_int_equal(ntohs(s6->sin6_port), 65535);
 	assert_int_equal(s6->sin6_addr.s6_addr[0], 0x20);
 	assert_int_equal(s6->sin6_addr.s6_addr[15], 0x01);
 	assert_int_equal(len, sizeof(*s6));
 
-	assert_false(config_parse_address("192.0.2.7:0", &ss, &len));
-	assert_false(config_parse_address("2001:db8::1:22", &ss, &len));
-	assert_false(config_parse_address("[fe80::1%eth0]:22", &ss, &len));
+	assert_false(addr_parse("192.0.2.7:0", &ss, &len));
+	assert_false(addr_parse("2001:db8::1:22", &ss, &len));
+	assert_false(addr_parse("[fe80::1%eth0]:22", &ss, &len));
 }
 
 int main(void)

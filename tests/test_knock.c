@@ -14,6 +14,7 @@
 
 #include "test_util.h"
 
+#include "bytes.h"
 #include "ip_udp.h"
 #include "knock.h"
 #include "knock_verify.h"
@@ -654,8 +655,7 @@ static size_t make_ipv6_udp(uint8_t *out, const char *from, size_t opts,
 	memset(out, 0, udp + 8 + len);
 	set_addr(&a, from);
 	out[0] = 0x60;
-	out[4] = (uint8_t)((opts + 8 + len) >> 8);
-	out[5] = (uint8_t)(opts + 8 + len);
+	put_be16(out + 4, (uint16_t)(opts + 8 + len));
 	out[6] = opts ? 60 : 17;		/* destination options, or UDP */
 	out[7] = 64;
 	memcpy(out + 8, a.b, 16);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <cmocka.h>
 
+#include "bytes.h"
 #include "test_util.h"
 #include "tunnel.h"
 
@@ -38,11 +39,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* A deterministic generator: a failure reproduces. */
 static uint32_t rng_state = 0x9e3779b9;
 
@@ -65,7 +61,7 @@ static size_t client_hello(struct tunnel_handshake *c,
 	assert_int_equal(tunnel_client_init(c, who, server_pub, key), TUNNEL_OK);
 	assert_int_equal(tunnel_client_start(c, msg1, &n), TUNNEL_OK);
 	assert_int_equal(n, TUNNEL_LEN_PREFIX + TUNNEL_MSG1_LEN);
-	assert_int_equal(be16(msg1), TUNNEL_MSG1_LEN);
+	assert_int_equal(get_be16(msg1), TUNNEL_MSG1_LEN);
 	return n;
 }
 
@@ -106,7 +102,7 @@ static void handshake(struct tunnel_transport *ct, struct tunnel_transport *st,
 	assert_int_equal(tunnel_server_accept(&s, p, n_ports, NOW, msg2, &n2, st),
 			 TUNNEL_OK);
 	assert_int_equal(n2, TUNNEL_LEN_PREFIX + TUNNEL_MSG2_MIN + 2 * n_ports);
-	assert_int_equal(be16(msg2), n2 - TUNNEL_LEN_PREFIX);
+	assert_int_equal(get_be16(msg2), n2 - TUNNEL_LEN_PREFIX);
 	assert_int_equal(tunnel_client_finish(&c, msg2 + 2, n2 - 2, hello, ct),
 			 TUNNEL_OK);
 	/* Both handshakes are wiped and refuse to go on. */
@@ -134,7 +130,7 @@ static void full_handshake(void **state)
 
 	/* Both directions, each with its own key. */
 	assert_int_equal(tunnel_seal(&ct, (const uint8_t *)"ping", 4, frame), TUNNEL_OK);
-	assert_int_equal(be16(frame), 4 + TAG_LEN);
+	assert_int_equal(get_be16(frame), 4 + TAG_LEN);
 	copy = ct;
 	assert_int_equal(tunnel_open(&copy, frame + 2, 20, plain, &n), TUNNEL_E_DECRYPT);
 	assert_int_equal(tunnel_open(&st, frame + 2, 20, plain, &n), TUNNEL_OK);
@@ -370,8 +366,7 @@ static size_t custom_hello(struct tunnel_handshake *c, const uint8_t *hello,
 	assert_int_equal(tunnel_client_init(c, &alice, server.pub, psk), TUNNEL_OK);
 	assert_int_equal(noise_handshake_write(&c->noise, out + 2, &n, hello, hlen),
 			 NOISE_OK);
-	out[0] = (uint8_t)(n >> 8);
-	out[1] = (uint8_t)n;
+	put_be16(out, (uint16_t)n);
 	return n + 2;
 }
 
@@ -635,7 +630,7 @@ static void transport_sizes(void **state)
 		plain[i] = (uint8_t)(i * 7);
 	for (size_t i = 0; i < 3; i++) {
 		assert_int_equal(tunnel_seal(&ct, plain, sizes[i], frame), TUNNEL_OK);
-		assert_int_equal(be16(frame), sizes[i] + TAG_LEN);
+		assert_int_equal(get_be16(frame), sizes[i] + TAG_LEN);
 		assert_int_equal(tunnel_open(&st, frame + 2, sizes[i] + TAG_LEN,
 					     out, &n), TUNNEL_OK);
 		assert_int_equal(n, sizes[i]);

@@ -44,15 +44,7 @@ tunnel {
 }
 client "alice" { public_key = "$(cat alice.pub)" }
 CONF
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
-	tunnel_port = $TPORT
-	public_key = "$(cat server.pub)"
-}
-CONF
+client_conf client.conf
 
 # sink.py PORT DIR: a service that accepts, with a 4 KiB receive buffer,
 # and never reads. It watches each connection for a hangup (a reset or a

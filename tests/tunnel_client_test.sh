@@ -39,23 +39,10 @@ client "alice" {
 	open = {$TPORT}
 }
 CONF
-client_conf() {	# client_conf FILE SERVER_PUB PSK [EXTRA]
-	cat > "$1" <<CONF
-private_key_file = "alice.key"
-psk_file = "$3"
-server "web1" {
-	address = "$SERVER4"
-	knock_port = $KPORT
-	tunnel_port = $TPORT
-	public_key = "$(cat "$2")"
-}
-${4:-}
-CONF
-}
-client_conf client.conf server.pub psk
-client_conf wrong-server.conf other.pub psk
-client_conf wrong-psk.conf server.pub otherpsk
-client_conf forwards.conf server.pub psk "forward { listen = \"127.0.0.1:7101\"  server = \"web1\"  port = $EPORT }
+client_conf client.conf alice.key server.pub psk
+client_conf wrong-server.conf alice.key other.pub psk
+client_conf wrong-psk.conf alice.key server.pub otherpsk
+client_conf forwards.conf alice.key server.pub psk "forward { listen = \"127.0.0.1:7101\"  server = \"web1\"  port = $EPORT }
 forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }"
 
 server_firewall server.conf || exit 1

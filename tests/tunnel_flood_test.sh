@@ -51,16 +51,7 @@ client "alice" {
 	open = {$TPORT}
 }
 CONF
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
-	knock_port = $KPORT
-	tunnel_port = $TPORT
-	public_key = "$(cat server.pub)"
-}
-CONF
+client_conf client.conf
 server_firewall server.conf || exit 1
 
 # chargen: writes to every connection until it goes; sink: accepts and
@@ -160,7 +151,6 @@ rss_within() {	# rss_within RSS BOUND
 	[ "$1" -le "$2" ]
 }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$TUNNELD_PID/status"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$TUNNELD_PID/stat"; }
 HZ=$(getconf CLK_TCK)
 
 check "ssh through postern pipe works (knocking first)" ssh_ok before-ok
@@ -168,7 +158,7 @@ check "ssh through postern pipe works (knocking first)" ssh_ok before-ok
 in_server nft add element inet postern allow4 "{ $FLOOD4 . $TPORT timeout 300s }"
 
 # 1. The flood.
-rss0=$(rss_kib) cpu0=$(cpu_ticks) t0=$(date +%s%N)
+rss0=$(rss_kib) cpu0=$(cpu_ticks "$TUNNELD_PID") t0=$(date +%s%N)
 in_client python3 flood.py $FLOOD4 $SERVER4 $TPORT $FLOOD_CONNS $FLOOD_SECONDS > flood.out &
 FLOOD=$!
 wait_for 5 bash -c "ip netns exec $NS_S ss -tn state established '( sport = :$TPORT )' | grep -q $FLOOD4"
@@ -179,7 +169,7 @@ for i in 1 2 3; do
 	r=$(rss_kib); [ "$r" -gt "$peak" ] && peak=$r
 done
 wait $FLOOD
-cpu1=$(cpu_ticks) t1=$(date +%s%N)
+cpu1=$(cpu_ticks "$TUNNELD_PID") t1=$(date +%s%N)
 cat flood.out
 check "during the flood, ssh through postern pipe completes ($ok/3)" test $ok -eq 3
 check "  ...the flood was processed: its handshakes were pushed out, per source" \

@@ -60,15 +60,7 @@ CONF
 }
 CAROL_EXPIRES=$(date -u -d "@$(( $(date +%s) + 600 ))" +%Y-%m-%dT%H:%M:%SZ)
 server_conf "$CAROL_EXPIRES" ""
-cat > client.conf <<CONF
-private_key_file = "alice.key"
-psk_file = "psk"
-server "web1" {
-	address = "$SERVER4"
-	tunnel_port = $TPORT
-	public_key = "$(cat server.pub)"
-}
-CONF
+client_conf client.conf
 
 # hold.py SRC N SECONDS: N connections from SRC that say nothing. Prints
 # "closed K" once all are closed or SECONDS have passed.

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "keys.h"
 #include "session.h"
 #include "tunnel.h"
@@ -189,7 +190,7 @@ static bool tunnel_up(struct peer *pr, const char *host, const char *port,
 	    tunnel_client_start(&hs, buf, &n) != TUNNEL_OK ||
 	    !write_full(pr->fd, buf, n) || !read_full(pr->fd, buf, 2))
 		return false;
-	len = (size_t)(buf[0] << 8 | buf[1]);
+	len = get_be16(buf);
 	if (len > sizeof(buf) || !read_full(pr->fd, buf, len) ||
 	    tunnel_client_finish(&hs, buf, len, &hello, &t) != TUNNEL_OK)
 		return false;

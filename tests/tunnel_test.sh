@@ -38,18 +38,6 @@ client "alice" {
 	open = {$TPORT}
 }
 CONF
-client_conf() {	# client_conf FILE KEY SERVER_PUB PSK
-	cat > "$1" <<CONF
-private_key_file = "$2"
-psk_file = "$4"
-server "web1" {
-	address = "$SERVER4"
-	knock_port = $KPORT
-	tunnel_port = $TPORT
-	public_key = "$(cat "$3")"
-}
-CONF
-}
 client_conf client.conf alice.key server.pub psk
 client_conf wrong-server.conf alice.key other.pub psk
 client_conf wrong-psk.conf alice.key server.pub otherpsk

@@ -2,7 +2,7 @@
  * The configuration files, both of them: the fuzzer's bytes are written
  * to a file that the server's loader (both daemons) and the CLI's loader
  * each read, through the pre-pass that blanks comments and counts braces
- * (config.c, prepare_text) into libconfuse and the checks after it. Seeds
+ * (config_text.c) into libconfuse and the checks after it. Seeds
  * (make_corpus) are valid server and CLI files; fuzz_config.dict holds the
  * option names and syntax.
  *
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "fuzz_util.h"
 
 static char dir[64], path[96];
@@ -65,7 +66,7 @@ static void check_address(const char *text)
 	struct sockaddr_storage sa;
 	socklen_t len;
 
-	check(config_parse_address(text, &sa, &len));
+	check(addr_parse(text, &sa, &len));
 }
 
 static void check_server(const struct server_config *c)

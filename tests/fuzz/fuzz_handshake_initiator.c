@@ -20,6 +20,7 @@
  */
 #include <string.h>
 
+#include "bytes.h"
 #include "fuzz_util.h"
 
 static struct fuzz_tunnel ft;
@@ -38,11 +39,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 				       ft.msg1_len - TUNNEL_LEN_PREFIX,
 				       pub) == TUNNEL_OK);
 	return 0;
-}
-
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
 /* Mode 0: whatever the server sends. */
@@ -91,7 +87,7 @@ static void authentic(bool wrong_psk, const uint8_t *h, size_t n)
 		want = TUNNEL_E_HANDSHAKE;
 	else if (h[0] != TUNNEL_VERSION)
 		want = TUNNEL_E_VERSION;
-	else if (TUNNEL_SERVER_HELLO_MIN + 2u * be16(h + 12) > n)
+	else if (TUNNEL_SERVER_HELLO_MIN + 2u * get_be16(h + 12) > n)
 		want = TUNNEL_E_HELLO;
 	else
 		want = TUNNEL_OK;
@@ -101,9 +97,9 @@ static void authentic(bool wrong_psk, const uint8_t *h, size_t n)
 	check(hello.flags == h[1]);
 	for (int i = 0; i < 8; i++)
 		check((uint8_t)(hello.server_time_ms >> (56 - 8 * i)) == h[4 + i]);
-	check(hello.n_ports == be16(h + 12) && hello.n_ports <= TUNNEL_MAX_PORTS);
+	check(hello.n_ports == get_be16(h + 12) && hello.n_ports <= TUNNEL_MAX_PORTS);
 	for (size_t i = 0; i < hello.n_ports; i++)
-		check(hello.ports[i] == be16(h + TUNNEL_SERVER_HELLO_MIN + 2 * i));
+		check(hello.ports[i] == get_be16(h + TUNNEL_SERVER_HELLO_MIN + 2 * i));
 	tunnel_transport_free(&t);
 }
 

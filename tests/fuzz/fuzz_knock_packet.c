@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "fuzz_util.h"
 #include "ip_udp.h"
 #include "knock_verify.h"
@@ -36,11 +37,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 static void check_datagram(const struct udp_datagram *d, const uint8_t *pkt,
 			   size_t len, size_t orig_len)
 {
@@ -53,18 +49,18 @@ static void check_datagram(const struct udp_datagram *d, const uint8_t *pkt,
 	held = len - off;
 	check(d->captured == (held < d->payload_len ? held : d->payload_len));
 	check(off + d->payload_len <= (orig_len > len ? orig_len : len));
-	check(be16(d->payload - 4) == d->payload_len + 8);	/* UDP length */
-	check(be16(d->payload - 6) == d->dport);
+	check(get_be16(d->payload - 4) == d->payload_len + 8);	/* UDP length */
+	check(get_be16(d->payload - 6) == d->dport);
 	/* the family is the packet's, and the source can be a host's */
 	check(d->src.v6 == (pkt[0] >> 4 == 6));
 	check(ip_addr_is_host(&d->src));
 	if (d->src.v6) {
-		ip_len = 40 + (size_t)be16(pkt + 4);
+		ip_len = 40 + (size_t)get_be16(pkt + 4);
 		check(off >= 48 && memcmp(d->src.b, pkt + 8, 16) == 0);
 	} else {
-		ip_len = be16(pkt + 2);
+		ip_len = get_be16(pkt + 2);
 		check(off == (size_t)(pkt[0] & 0x0f) * 4 + 8);
-		check(pkt[9] == IPPROTO_UDP && (be16(pkt + 6) & 0x3fff) == 0);
+		check(pkt[9] == IPPROTO_UDP && (get_be16(pkt + 6) & 0x3fff) == 0);
 		check(memcmp(d->src.b + 12, pkt + 12, 4) == 0);
 	}
 	check(off + d->payload_len <= ip_len);
@@ -104,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3 || size - 3 > sizeof(pkt))
 		return 0;
 	flags = data[0];
-	orig_len = be16(data + 1);
+	orig_len = get_be16(data + 1);
 	len = size - 3;
 	memcpy(pkt, data + 3, len);	/* mutable, and exactly len bytes */
 	memset(&k, 0x5a, sizeof(k));	/* a slot full of an earlier packet */

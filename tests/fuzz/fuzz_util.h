@@ -2,7 +2,7 @@
  * Set-up shared by the fuzz targets and make_corpus: fixed keys (so that
  * the seeds make_corpus writes stay valid for the targets), a reader of the
  * fuzzer's bytes, the tunnel handshake up to each of its steps, and the
- * knock side's allowlist and builders. Links with postern_common only.
+ * knock side's allowlist and builders. Links with postern_proto only.
  */
 #ifndef POSTERN_FUZZ_UTIL_H
 #define POSTERN_FUZZ_UTIL_H
