@@ -277,6 +277,15 @@ netns_slow_link() {
 		ip -n "${ifc% *}" link set "${ifc#* }" gso_max_segs 1 up
 	done
 	ip -n "$NS_M" link set lo up
+	# On a real long path the neighbour is the local router, a LAN hop
+	# away: no address resolution over the slow link.
+	local mac_s mac_c
+	mac_s=$(ip -n "$NS_S" -br link show veth-s | awk '{ print $3 }')
+	mac_c=$(ip -n "$NS_C" -br link show veth-c | awk '{ print $3 }')
+	ip -n "$NS_C" neigh replace "$SERVER4" lladdr "$mac_s" dev veth-c nud permanent
+	ip -n "$NS_C" neigh replace "$SERVER6" lladdr "$mac_s" dev veth-c nud permanent
+	ip -n "$NS_S" neigh replace "$CLIENT4" lladdr "$mac_c" dev veth-s nud permanent
+	ip -n "$NS_S" neigh replace "$CLIENT6" lladdr "$mac_c" dev veth-s nud permanent
 	start_bg "$NS_M" "$emu" m-c m-s "$@" > "$TMP/linkemu.out"
 	LINKEMU_PID=$LAST_PID
 }
