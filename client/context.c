@@ -1,6 +1,5 @@
 /* Loading the CLI's config and secrets. */
 #include "context.h"
-#include "gate.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -22,7 +21,7 @@ bool client_ctx_load(struct client_ctx *ctx, const struct cli_options *opt)
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
 		return false;
 	}
-	ctx->connect_timeout_ms = GATE_TOTAL_MS;
+	ctx->connect_timeout_ms = (uint64_t)ctx->cfg.connect_timeout * 1000;
 	ctx->sec = secrets_load_cli(&ctx->cfg, err, sizeof(err));
 	if (!ctx->sec) {
 		fprintf(stderr, "%s: %s\n", PROG_NAME, err);

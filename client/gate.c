@@ -40,8 +40,6 @@ struct gate *gate_new(const struct gate_params *p, uint64_t now_ms)
 	if (!g)
 		return NULL;
 	g->p = *p;
-	if (g->p.total_ms == 0)
-		g->p.total_ms = GATE_TOTAL_MS;
 	g->start_ms = g->knock_ms = now_ms;
 	g->next_attempt_ms = now_ms;
 	g->reknock_ms = GATE_REKNOCK_MS;

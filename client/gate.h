@@ -35,13 +35,13 @@
 #define GATE_REKNOCK_MS 1000		/* first re-knock, then doubled … */
 #define GATE_REKNOCK_MAX_MS 4000	/* … up to this */
 #define GATE_RETRY_MS 250		/* after errors, with nothing in flight */
-#define GATE_TOTAL_MS 10000		/* the default of connect_timeout */
 #define GATE_NEVER UINT64_MAX
 
 struct gate;
 
 struct gate_params {
-	uint64_t total_ms;		/* give up this long after the start */
+	uint64_t total_ms;		/* give up this long after the start
+					 * (the CLI's connect_timeout) */
 	uint64_t probe_ms;		/* 0: knock at once; else the gate is
 					 * believed open: connect, and knock
 					 * if no answer within this */

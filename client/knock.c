@@ -132,7 +132,7 @@ static void drive(const struct client_ctx *ctx, struct job *j, uint64_t now)
 			break;
 		case GATE_FAILED:
 			gate_failure_text(j->err, sizeof(j->err), j->s, j->gate,
-					  a.failure, GATE_TOTAL_MS);
+					  a.failure, ctx->connect_timeout_ms);
 			job_fail(j);
 			break;
 		}
@@ -274,7 +274,8 @@ int knock_main(const struct cli_options *opt, int argc, char *argv[])
 		else
 			((struct sockaddr_in *)&j->tunnel_sa)->sin_port = htons(j->s->tunnel_port);
 		if (wait) {
-			j->gate = gate_new(&(struct gate_params){ .total_ms = GATE_TOTAL_MS },
+			j->gate = gate_new(&(struct gate_params){
+						.total_ms = ctx.connect_timeout_ms },
 					   j->started_ms);
 			if (!j->gate) {
 				snprintf(j->err, sizeof(j->err), "out of memory");

@@ -60,6 +60,7 @@ static const struct rule rules[] = {
 	{ "root", "psk_env", CHECK_ENV, 0, 0 },
 	{ "root", "psk_credential", CHECK_CREDENTIAL, 0, 0 },
 	{ "root", "psk_passphrase_salt", CHECK_SALT, 0, 0 },
+	{ "root", "connect_timeout", CHECK_RANGE, 1, 600 },
 	{ "knock", "port", CHECK_RANGE, 1, 65535 },
 	{ "knock", "queue", CHECK_RANGE, 0, 65535 },
 	{ "knock", "window", CHECK_RANGE, 1, 3600 },
@@ -187,6 +188,7 @@ static cfg_opt_t forward_opts[] = {
 static cfg_opt_t cli_file_opts[] = {
 	CFG_STR("private_key_file", "admin.key", CFGF_NONE),
 	PSK_OPTS,
+	CFG_INT_CB("connect_timeout", 10, CFGF_NONE, parse_number),
 	CFG_SEC("server", server_opts,
 		CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_SEC("forward", forward_opts, CFGF_MULTI),
@@ -1272,6 +1274,7 @@ bool cli_config_load(struct cli_config *c, const char *path,
 				cfg_getstr(cfg, "private_key_file"))) &&
 		     load_psk(&c->psk, cfg, dir) &&
 		     fill_servers(c, cfg) && fill_forwards(c, cfg);
+		c->connect_timeout = (unsigned int)cfg_getint(cfg, "connect_timeout");
 		if (dir && !ok)
 			fail(NULL, 0, NULL, "out of memory");
 	}

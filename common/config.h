@@ -110,6 +110,7 @@ struct cli_config {
 	size_t n_servers;
 	struct forward_entry *forwards;
 	size_t n_forwards;
+	unsigned int connect_timeout;	/* s, to reach a tunnel port */
 };
 
 /*

@@ -657,6 +657,7 @@ static void cli_full(void **state)
 	key_of(k2, K2);
 	conf("private_key_file = \"keys/admin.key\"\n"
 	     "psk_passphrase_salt = \"acme-fleet-2026\"\n"
+	     "connect_timeout = 45\n"
 	     "server \"web1\" {\n"
 	     "  address = \"203.0.113.10\"\n"
 	     "  public_key = " K1 "\n"
@@ -679,6 +680,7 @@ static void cli_full(void **state)
 	assert_string_equal(c.private_key_file, want);
 	assert_int_equal(c.psk.kind, PSK_PASSPHRASE);
 	assert_string_equal(c.psk.value, "acme-fleet-2026");
+	assert_int_equal(c.connect_timeout, 45);
 	assert_int_equal(c.n_servers, 2);
 	web1 = cli_config_find_server(&c, "web1");
 	db = cli_config_find_server(&c, "db");
@@ -712,6 +714,7 @@ static void cli_full(void **state)
 	assert_string_equal(c.psk.value, want);
 	assert_int_equal(c.n_servers, 0);
 	assert_int_equal(c.n_forwards, 0);
+	assert_int_equal(c.connect_timeout, 10);
 	cli_config_free(&c);
 }
 
@@ -754,6 +757,9 @@ static void cli_errors(void **state)
 	server_fails("forward {\n}\n", 1, "no such option 'forward'");
 	cli_fails("psk_env = \"A\"\npsk_file = \"p\"\n", 2,
 		  "psk_file: conflicts with psk_env on line 1");
+	cli_fails("\nconnect_timeout = 0\n", 2,
+		  "connect_timeout: must be between 1 and 600");
+	server_fails("connect_timeout = 10\n", 1, "no such option 'connect_timeout'");
 }
 
 static void default_path(void **state)

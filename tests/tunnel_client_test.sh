@@ -41,6 +41,7 @@ client "alice" {
 CONF
 client_conf client.conf alice.key server.pub psk
 client_conf wrong-server.conf alice.key other.pub psk
+client_conf wrong-server-2s.conf alice.key other.pub psk "connect_timeout = 2"
 client_conf wrong-psk.conf alice.key server.pub otherpsk
 client_conf forwards.conf alice.key server.pub psk "forward { listen = \"127.0.0.1:7101\"  server = \"web1\"  port = $EPORT }
 forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }"
@@ -271,6 +272,9 @@ in_server conntrack -F 2>/dev/null
 check "a knock the server ignores: knock unanswered after 5 s" bash -c '
 	out=$(in_client "$POSTERN" -c wrong-server.conf pipe web1 $EPORT < /dev/null 2>&1); rc=$?
 	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "^postern: web1: knock unanswered"'
+check "connect_timeout = 2: unanswered after 2 s, having knocked twice" bash -c '
+	out=$(in_client "$POSTERN" -c wrong-server-2s.conf knock --wait web1 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "still closed after 2 s and 2 knocks"'
 
 [ -n "${KEEP_LOGS:-}" ] && cp -r "$TMP" "$KEEP_LOGS"
 finish
