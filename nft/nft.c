@@ -195,10 +195,26 @@ static int on_ack(const struct nlmsghdr *nlh, uint32_t ack_first,
 	return 1;
 }
 
-static bool sock_fail(struct nft_reply *r, const char *op)
+const char *nft_step_name(enum nft_step step)
+{
+	switch (step) {
+	case NFT_STEP_SEND: return "netlink send";
+	case NFT_STEP_RECEIVE: return "netlink receive";
+	case NFT_STEP_LOOKUP: return "look up";
+	case NFT_STEP_DELETE: return "delete";
+	case NFT_STEP_DESTROY: return "destroy";
+	case NFT_STEP_ADD: return "add";
+	case NFT_STEP_NONE:
+	case NFT_STEP_BATCH:
+		break;
+	}
+	return "batch";
+}
+
+static bool sock_fail(struct nft_reply *r, enum nft_step step)
 {
 	r->sock = true;
-	r->op = op;
+	r->step = step;
 	r->err = errno;
 	return false;
 }
@@ -210,12 +226,12 @@ bool nft_exchange(struct nft_conn *c, const void *buf, size_t len,
 	size_t want = (size_t)(ack_last - ack_first) + 1, got = 0;
 
 	r->sock = false;
-	r->op = NULL;
+	r->step = NFT_STEP_NONE;
 	r->err = 0;
 	r->err_seq = 0;
 	r->msg[0] = '\0';
 	if (mnl_socket_sendto(c->nl, buf, len) < 0)
-		return sock_fail(r, "netlink send");
+		return sock_fail(r, NFT_STEP_SEND);
 	while (got < want) {
 		const struct nlmsghdr *nlh = (const void *)c->in;
 		ssize_t n = mnl_socket_recvfrom(c->nl, c->in, sizeof(c->in));
@@ -224,7 +240,7 @@ bool nft_exchange(struct nft_conn *c, const void *buf, size_t len,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return sock_fail(r, "netlink receive");
+			return sock_fail(r, NFT_STEP_RECEIVE);
 		for (; mnl_nlmsg_ok(nlh, rest); nlh = mnl_nlmsg_next(nlh, &rest)) {
 			/* Answers to an exchange given up on (a timeout)
 			 * carry older seqs: skip them. */
@@ -369,7 +385,7 @@ static bool find_keys(struct nft_conn *c, const struct nft_set_ref *s,
 			if (errs[j] && errs[j] != ENOENT) {
 				r->err = errs[j];
 				r->err_seq = first + (uint32_t)(j - start);
-				r->op = "look up";
+				r->step = NFT_STEP_LOOKUP;
 				return false;
 			}
 			found[j] = errs[j] == 0;
@@ -382,7 +398,7 @@ static bool find_keys(struct nft_conn *c, const struct nft_set_ref *s,
 /*
  * One transaction: when remove_type is not 0, a message of that type for
  * the keys picked by remove (all when NULL), then NEWSETELEM for every key.
- * On failure r->op names the step the kernel refused.
+ * On failure r->step names the step the kernel refused.
  */
 static bool send_batch(struct nft_conn *c, const struct nft_set_ref *s,
 		       int proto, const struct keys *k, uint16_t remove_type,
@@ -396,7 +412,7 @@ static bool send_batch(struct nft_conn *c, const struct nft_set_ref *s,
 
 	if (!(b = mnl_nlmsg_batch_start(c->out, NFT_BATCH_LIMIT))) {
 		r->sock = true;
-		r->op = "batch";
+		r->step = NFT_STEP_BATCH;
 		r->err = errno;
 		return false;
 	}
@@ -421,7 +437,7 @@ static bool send_batch(struct nft_conn *c, const struct nft_set_ref *s,
 	if (!fits) {
 		/* NFT_BATCH_LIMIT is sized for NFT_MAX_ELEMENTS */
 		r->sock = false;
-		r->op = "batch";
+		r->step = NFT_STEP_BATCH;
 		r->err = EMSGSIZE;
 		mnl_nlmsg_batch_stop(b);
 		return false;
@@ -432,11 +448,12 @@ static bool send_batch(struct nft_conn *c, const struct nft_set_ref *s,
 	if (r->sock || !r->err)
 		return !r->err;
 	if (remove_type && r->err_seq == remove_seq)
-		r->op = remove_type == NFT_MSG_DELSETELEM ? "delete" : "destroy";
+		r->step = remove_type == NFT_MSG_DELSETELEM ? NFT_STEP_DELETE :
+							   NFT_STEP_DESTROY;
 	else if (seq_in(r->err_seq, ack_first, c->seq - 2))
-		r->op = "add";
+		r->step = NFT_STEP_ADD;
 	else
-		r->op = "batch";
+		r->step = NFT_STEP_BATCH;
 	return false;
 }
 
@@ -502,17 +519,18 @@ static bool open_args_ok(const struct nft_set_ref *s, size_t n,
 static void open_error(const struct nft_set_ref *s, const struct nft_reply *r,
 		       size_t n, char *err, size_t err_len)
 {
-	const char *op = r->op ? r->op : "batch";
-	bool whole = r->sock || strcmp(op, "batch") == 0;
-	bool gone = r->err == ENOENT && (strcmp(op, "add") == 0 ||
-					 strcmp(op, "destroy") == 0);
+	const char *op = nft_step_name(r->step);
+	bool whole = r->sock || r->step == NFT_STEP_BATCH ||
+		     r->step == NFT_STEP_NONE;
+	bool gone = r->err == ENOENT && (r->step == NFT_STEP_ADD ||
+					 r->step == NFT_STEP_DESTROY);
 	const char *hint = "";
 	char what[64];
 
 	if (gone)
 		hint = "; was the set or its table deleted since posternd "
 		       "started?";
-	else if (r->err == ENFILE && strcmp(op, "add") == 0)
+	else if (r->err == ENFILE && r->step == NFT_STEP_ADD)
 		hint = "; the set is full: raise its size or leave it unset";
 	else if (r->err == EINVAL && !whole)
 		hint = "; was the set recreated with another type since "
@@ -550,8 +568,7 @@ bool nft_set_open(struct nft_conn *c, const struct nft_set_ref *s,
 			return true;
 		if (r.sock)
 			break;
-		if (how == NFT_REFRESH_DESTROY && r.op &&
-		    strcmp(r.op, "destroy") == 0 &&
+		if (how == NFT_REFRESH_DESTROY && r.step == NFT_STEP_DESTROY &&
 		    (r.err == EINVAL || r.err == EOPNOTSUPP)) {
 			/* older than its version says: costs one aborted
 			 * transaction, once per connection */
@@ -559,8 +576,8 @@ bool nft_set_open(struct nft_conn *c, const struct nft_set_ref *s,
 			continue;
 		}
 		/* an element expired between our GET and the DELETE */
-		if (how == NFT_REFRESH_REPLACE && r.op &&
-		    strcmp(r.op, "delete") == 0 && r.err == ENOENT)
+		if (how == NFT_REFRESH_REPLACE && r.step == NFT_STEP_DELETE &&
+		    r.err == ENOENT)
 			continue;
 		break;
 	}

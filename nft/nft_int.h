@@ -38,6 +38,21 @@ struct nft_conn {
 };
 
 /* What the kernel said to one request or batch. */
+/* The step of an exchange that failed. */
+enum nft_step {
+	NFT_STEP_NONE,
+	NFT_STEP_SEND,		/* the socket: netlink send */
+	NFT_STEP_RECEIVE,	/* the socket: netlink receive */
+	NFT_STEP_BATCH,		/* the transaction as a whole */
+	NFT_STEP_LOOKUP,	/* GETSETELEM */
+	NFT_STEP_DELETE,	/* DELSETELEM */
+	NFT_STEP_DESTROY,	/* DESTROYSETELEM */
+	NFT_STEP_ADD,		/* NEWSETELEM */
+};
+
+/* "netlink send", "add", …: for messages. */
+const char *nft_step_name(enum nft_step step);
+
 struct nft_reply {
 	/* Called with each message that is not an ACK (a GET's answer). */
 	void (*data_cb)(const struct nlmsghdr *nlh, void *data);
@@ -46,11 +61,11 @@ struct nft_reply {
 	int *errs;
 	/* The first refusal: its seq, errno and the kernel's extended ACK
 	 * message ("" without one). When sock is set, the socket failed
-	 * instead and op says how. */
+	 * instead and step says how. */
 	uint32_t err_seq;
 	int err;
 	bool sock;
-	const char *op;		/* the step that failed, for messages */
+	enum nft_step step;
 	char msg[128];
 };
 

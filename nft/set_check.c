@@ -207,7 +207,7 @@ static bool read_failed(const struct nft_set_ref *s,
 			const struct nft_reply *r, char *err, size_t err_len)
 {
 	snprintf(err, err_len, "set %s %s %s: cannot read it: %s%s%s%s%s%s",
-		 s->family, s->table, s->set, r->sock ? r->op : "",
+		 s->family, s->table, s->set, r->sock ? nft_step_name(r->step) : "",
 		 r->sock ? ": " : "", strerror(r->err),
 		 r->msg[0] ? " (kernel: " : "", r->msg, r->msg[0] ? ")" : "");
 	return false;

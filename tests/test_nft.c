@@ -748,103 +748,6 @@ static void destroy_rejected_falls_back(void **state)
 	nft_conn_close(c);
 }
 
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-/*
- * Why no strategy may count on a batch failing: a DESTROY the kernel
- * refuses (a message type it lacks), then the REPLACE that follows. The
- * aborted transaction is the difference from REPLACE alone.
- */
-static void measure_failed_batch(void)
-{
-	enum { ROUNDS = 20 };
-	struct nft_set_ref s = { "inet", "t_bench", "s_fail", AF_INET, 0 };
-	struct nft_element el = v4("10.7.0.1", 22);
-	struct nft_conn *c;
-	char err[512];
-	double t;
-
-	assert_int_equal(shell("nft add set inet t_bench s_fail "
-			       "'{ type ipv4_addr . inet_service; "
-			       "flags timeout; }'"), 0);
-	assert_non_null(c = nft_conn_open(err, sizeof(err)));
-	assert_true(nft_set_check(c, &s, err, sizeof(err)));
-	nft_conn_set_destroy_type(c, 250);
-	t = now_us();
-	for (int r = 0; r < ROUNDS; r++) {
-		nft_conn_set_refresh(c, NFT_REFRESH_DESTROY);
-		assert_true(nft_set_open(c, &s, &el, 1, 60000, err,
-					 sizeof(err)));
-	}
-	print_message("failed batch + replace, 1 port: %.1f us\n",
-		      (now_us() - t) / ROUNDS);
-	nft_conn_close(c);
-}
-
-/*
- * The cost of one nft_set_open, printed for docs/NFT.md, never asserted:
- * new elements (a first knock) and refreshes (a re-knock), 1 and 3 ports.
- */
-static void measure_open(void **state)
-{
-	enum { ROUNDS = 5000 };
-	char err[512], set[32];
-
-	(void)state;
-	nft_script("table inet t_bench { }\n");
-	for (size_t i = 0; i < N_STRATEGIES; i++) {
-		struct nft_set_ref s = { "inet", "t_bench", set, AF_INET, 0 };
-		char cmd[256];
-
-		if (!strategy_supported(strategies[i]))
-			continue;
-		snprintf(set, sizeof(set), "s_%s",
-			 nft_refresh_name(strategies[i]));
-		snprintf(cmd, sizeof(cmd), "nft add set inet t_bench %s "
-			 "'{ type ipv4_addr . inet_service; flags timeout; }'",
-			 set);
-		assert_int_equal(shell(cmd), 0);
-		assert_true(nft_set_check(conn, &s, err, sizeof(err)));
-		nft_conn_set_refresh(conn, strategies[i]);
-		for (size_t ports = 1; ports <= 3; ports += 2) {
-			struct nft_element el[3];
-			double t, fresh, again;
-
-			t = now_us();
-			for (int r = 0; r < ROUNDS; r++) {
-				for (size_t p = 0; p < ports; p++) {
-					el[p] = (struct nft_element){
-						.addr = { 10, (uint8_t)ports,
-							  (uint8_t)(r >> 8),
-							  (uint8_t)r },
-						.port = (uint16_t)(22 + p) };
-				}
-				assert_true(nft_set_open(conn, &s, el, ports,
-							 60000, err,
-							 sizeof(err)));
-			}
-			fresh = (now_us() - t) / ROUNDS;
-			t = now_us();
-			for (int r = 0; r < ROUNDS; r++)
-				assert_true(nft_set_open(conn, &s, el, ports,
-							 60000, err,
-							 sizeof(err)));
-			again = (now_us() - t) / ROUNDS;
-			print_message("%-10s %zu port%s: new %.1f us, "
-				      "refresh %.1f us\n",
-				      nft_refresh_name(strategies[i]), ports,
-				      ports == 1 ? " " : "s", fresh, again);
-		}
-	}
-	measure_failed_batch();
-}
-
 /* Each test starts with the strategy nft_conn_open chose. */
 static int default_refresh(void **state)
 {
@@ -873,7 +776,6 @@ int main(void)
 		cmocka_unit_test_setup(open_refuses_bad_arguments, default_refresh),
 		cmocka_unit_test_setup(largest_batch_longest_names, default_refresh),
 		cmocka_unit_test_setup(destroy_rejected_falls_back, default_refresh),
-		cmocka_unit_test_setup(measure_open, default_refresh),
 	};
 	char err[512];
 	int rc;
