@@ -254,6 +254,13 @@ void noise_handshake_set_ephemeral(struct noise_handshake *hs,
 	hs->fixed_e = true;
 }
 
+void noise_handshake_set_ss_lookup(struct noise_handshake *hs,
+				   noise_ss_lookup *fn, const void *ctx)
+{
+	hs->ss_lookup = fn;
+	hs->ss_ctx = ctx;
+}
+
 bool noise_handshake_my_turn(const struct noise_handshake *hs)
 {
 	bool initiator_sends = hs->pattern.one_way || hs->next % 2 == 0;
@@ -286,7 +293,14 @@ static enum noise_error mix_dh(struct noise_handshake *hs, uint8_t token)
 		return NOISE_E_KEYS;
 	priv = local_e ? hs->e_priv : hs->s_priv;
 	pub = remote_e ? hs->re : hs->rs;
-	ok = x25519(shared, priv, pub);
+	/* DH(s, rs) is the same in every handshake between two static
+	 * keys: the caller may have it already. It is held to the same
+	 * all-zero check as one computed here. */
+	if (token == TOK_SS && hs->ss_lookup &&
+	    hs->ss_lookup(hs->ss_ctx, hs->s_pub, hs->rs, shared))
+		ok = !is_zero_ct(shared, KEY_LEN);
+	else
+		ok = x25519(shared, priv, pub);
 	if (ok)
 		mix_key(&hs->ss, shared, KEY_LEN);
 	wipe(shared, sizeof(shared));

@@ -67,6 +67,17 @@ struct noise_symmetric {
 	uint8_t h[HASH_LEN];
 };
 
+/*
+ * A source of DH results computed before: given this side's static public
+ * key and the peer's, fill ss with DH(s, rs) and return true, or return
+ * false to have the handshake compute it. Consulted for the "ss" token
+ * only, whose inputs are both static keys: a responder that knows its
+ * peers' keys computes each peer's once, not per handshake. Every other
+ * token involves an ephemeral key and is computed each time.
+ */
+typedef bool noise_ss_lookup(const void *ctx, const uint8_t s_pub[KEY_LEN],
+			     const uint8_t rs[KEY_LEN], uint8_t ss[KEY_LEN]);
+
 struct noise_handshake {
 	struct noise_pattern pattern;
 	struct noise_symmetric ss;
@@ -78,6 +89,8 @@ struct noise_handshake {
 	bool has_s, has_e, has_rs, has_re, has_psk, fixed_e;
 	uint8_t next;		/* index of the next message */
 	bool failed;
+	noise_ss_lookup *ss_lookup;	/* or NULL: compute "ss" */
+	const void *ss_ctx;
 };
 
 /* Find and parse a pattern by its protocol name section ("IKpsk2"). */
@@ -99,6 +112,12 @@ enum noise_error noise_handshake_init(struct noise_handshake *hs,
 /* Use this ephemeral private key instead of a fresh one (test vectors). */
 void noise_handshake_set_ephemeral(struct noise_handshake *hs,
 				   const uint8_t e_priv[KEY_LEN]);
+
+/* Look the "ss" DH up through fn(ctx, …) before computing it. The result
+ * must be DH(s, rs) exactly: the messages and keys are those of the same
+ * handshake without it. */
+void noise_handshake_set_ss_lookup(struct noise_handshake *hs,
+				   noise_ss_lookup *fn, const void *ctx);
 
 /* Write the next handshake message into out (capacity *out_len). */
 enum noise_error noise_handshake_write(struct noise_handshake *hs,

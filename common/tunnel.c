@@ -305,6 +305,7 @@ enum tunnel_error tunnel_client_finish(struct tunnel_handshake *hs,
 enum tunnel_error tunnel_server_read_hello(struct tunnel_handshake *hs,
 					   const struct noise_keypair *server,
 					   const uint8_t psk[KEY_LEN],
+					   const struct dh_cache *dh,
 					   const uint8_t *msg, size_t len,
 					   uint8_t client_pub[KEY_LEN])
 {
@@ -319,6 +320,9 @@ enum tunnel_error tunnel_server_read_hello(struct tunnel_handshake *hs,
 						 server, NULL, psk));
 	if (e != TUNNEL_OK)
 		return end(hs, e);
+	/* IKpsk2 message 1 is e, es, s, ss: ss is the same in every
+	 * handshake of a client. */
+	noise_handshake_set_ss_lookup(&hs->noise, dh_cache_lookup, dh);
 	/* Checked before any public-key work: it costs nothing to refuse. */
 	if (len < TUNNEL_MSG1_LEN || len > TUNNEL_HANDSHAKE_MAX)
 		return end(hs, TUNNEL_E_FRAME);
