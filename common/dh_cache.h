@@ -4,9 +4,10 @@
  * client for as long as neither key changes. Computing it once per client
  * leaves a responder one X25519 per knock (es) instead of two.
  *
- * Built from a server key pair and a configuration, all at once, in secure
- * memory (secmem.h); a reload builds a new one and frees the old, which
- * wipes it. It is read-only once built: the handshake only looks results up.
+ * Made for one server key pair and one configuration, in secure memory
+ * (secmem.h), with a copy of the server's key pair; each client's result is
+ * computed the first time a handshake asks for it. A reload makes a new one
+ * and frees the old, which wipes it: nothing of an old key survives.
  */
 #ifndef POSTERN_DH_CACHE_H
 #define POSTERN_DH_CACHE_H
@@ -19,25 +20,26 @@
 
 struct dh_cache;
 
-/* DH(server, key) for each of cfg's clients; NULL when out of memory. A
- * client key whose DH is all zero (a low-order point) is left out: its
- * handshakes compute, and fail, as without a cache. */
+/* Room for each of cfg's clients, nothing computed yet; NULL when out of
+ * memory. */
 struct dh_cache *dh_cache_new(const struct noise_keypair *server,
 			      const struct server_config *cfg);
 
 /* Wipe and free; NULL is a no-op. */
 void dh_cache_free(struct dh_cache *c);
 
-/* Clients held (tests). */
+/* Clients held, and how many of their results are computed (tests). */
 size_t dh_cache_size(const struct dh_cache *c);
+size_t dh_cache_computed(const struct dh_cache *c);
 
 /*
  * A noise_ss_lookup (noise.h) over a struct dh_cache: true with ss filled
- * when the cache was built for the local static key s_pub and holds rs.
- * Anything else says "compute it", so a cache that does not belong to the
- * handshake costs time, never a wrong key.
+ * when the cache was made for the local static key s_pub and holds rs,
+ * computing it the first time. Anything else says "compute it yourself",
+ * so a cache that does not belong to the handshake costs time, never a
+ * wrong key. Not for concurrent use.
  */
-bool dh_cache_lookup(const void *cache, const uint8_t s_pub[KEY_LEN],
+bool dh_cache_lookup(void *cache, const uint8_t s_pub[KEY_LEN],
 		     const uint8_t rs[KEY_LEN], uint8_t ss[KEY_LEN]);
 
 #endif

@@ -105,7 +105,7 @@ enum knock_reason knock_check_outer(struct keyed_blake2s *mac1_ctx,
 
 enum knock_reason knock_open(const struct noise_keypair *server,
 			     const uint8_t psk[KEY_LEN],
-			     const struct dh_cache *dh,
+			     struct dh_cache *dh,
 			     const uint8_t pkt[KNOCK_LEN],
 			     uint8_t client_pub[KEY_LEN],
 			     struct knock_payload *p)

@@ -59,6 +59,10 @@ struct noise_cipher {
 	uint8_t k[KEY_LEN];
 	uint64_t n;
 	bool has_key;
+	/* Transport CipherStates (from split) keep k in a libgcrypt handle
+	 * for their life; a handshake's, whose keys each seal a message or
+	 * two, open one per message (hd NULL). Either way, the same bytes. */
+	struct aead_key aead;
 };
 
 struct noise_symmetric {
@@ -75,7 +79,7 @@ struct noise_symmetric {
  * peers' keys computes each peer's once, not per handshake. Every other
  * token involves an ephemeral key and is computed each time.
  */
-typedef bool noise_ss_lookup(const void *ctx, const uint8_t s_pub[KEY_LEN],
+typedef bool noise_ss_lookup(void *ctx, const uint8_t s_pub[KEY_LEN],
 			     const uint8_t rs[KEY_LEN], uint8_t ss[KEY_LEN]);
 
 struct noise_handshake {
@@ -90,7 +94,7 @@ struct noise_handshake {
 	uint8_t next;		/* index of the next message */
 	bool failed;
 	noise_ss_lookup *ss_lookup;	/* or NULL: compute "ss" */
-	const void *ss_ctx;
+	void *ss_ctx;
 };
 
 /* Find and parse a pattern by its protocol name section ("IKpsk2"). */
@@ -117,7 +121,7 @@ void noise_handshake_set_ephemeral(struct noise_handshake *hs,
  * must be DH(s, rs) exactly: the messages and keys are those of the same
  * handshake without it. */
 void noise_handshake_set_ss_lookup(struct noise_handshake *hs,
-				   noise_ss_lookup *fn, const void *ctx);
+				   noise_ss_lookup *fn, void *ctx);
 
 /* Write the next handshake message into out (capacity *out_len). */
 enum noise_error noise_handshake_write(struct noise_handshake *hs,
@@ -135,7 +139,9 @@ bool noise_handshake_my_turn(const struct noise_handshake *hs);
 bool noise_handshake_done(const struct noise_handshake *hs);
 
 /* After the last message: the transport CipherStates for this side, and the
- * handshake hash for channel binding. Wipes the handshake. */
+ * handshake hash for channel binding. Wipes the handshake. Each CipherState
+ * holds a libgcrypt handle: noise_cipher_free it. A copy of a CipherState
+ * shares the handle: free one of them only. */
 enum noise_error noise_handshake_split(struct noise_handshake *hs,
 				       struct noise_cipher *send,
 				       struct noise_cipher *recv,
@@ -153,6 +159,12 @@ enum noise_error noise_decrypt(struct noise_cipher *cs, uint8_t *out,
 			       const void *ad, size_t ad_len,
 			       const uint8_t *in, size_t len);
 void noise_rekey(struct noise_cipher *cs);
+/* Close the handle of a CipherState from split and wipe it; a CipherState
+ * zeroed or freed already is a no-op. */
+void noise_cipher_free(struct noise_cipher *cs);
+/* dst: src's key and nonce, with a handle of its own (a test's or a
+ * fuzzer's second copy of a peer); false when out of memory. */
+bool noise_cipher_copy(struct noise_cipher *dst, const struct noise_cipher *src);
 
 const char *noise_strerror(enum noise_error e);
 

@@ -305,7 +305,7 @@ enum tunnel_error tunnel_client_finish(struct tunnel_handshake *hs,
 enum tunnel_error tunnel_server_read_hello(struct tunnel_handshake *hs,
 					   const struct noise_keypair *server,
 					   const uint8_t psk[KEY_LEN],
-					   const struct dh_cache *dh,
+					   struct dh_cache *dh,
 					   const uint8_t *msg, size_t len,
 					   uint8_t client_pub[KEY_LEN])
 {
@@ -423,8 +423,22 @@ enum tunnel_error tunnel_open(struct tunnel_transport *t,
 
 void tunnel_transport_free(struct tunnel_transport *t)
 {
+	noise_cipher_free(&t->send);
+	noise_cipher_free(&t->recv);
 	wipe(t, sizeof(*t));
 	t->failed = true;
+}
+
+bool tunnel_transport_copy(struct tunnel_transport *dst,
+			   const struct tunnel_transport *src)
+{
+	*dst = *src;
+	dst->send.aead.hd = dst->recv.aead.hd = NULL;
+	if (noise_cipher_copy(&dst->send, &src->send) &&
+	    noise_cipher_copy(&dst->recv, &src->recv))
+		return true;
+	tunnel_transport_free(dst);
+	return false;
 }
 
 /* Streams */

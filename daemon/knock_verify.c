@@ -21,9 +21,9 @@ static void keys_free(struct knock_keys *k)
 }
 
 /* The secrets of this server and PSK, with the mac1 check's own hash
- * handle and the "ss" of cfg's clients; NULL when out of memory. They are
- * made again at every reload: a new server key or client key is never
- * looked up in a cache built for the old one. */
+ * handle and the cache of cfg's clients' "ss"; NULL when out of memory.
+ * They are made again at every reload: a new server key or client key is
+ * never looked up in a cache made for the old one. */
 static struct knock_keys *keys_new(const struct noise_keypair *server,
 				   const uint8_t psk[KEY_LEN],
 				   const struct server_config *cfg)

@@ -2,7 +2,7 @@
  * posternd's knock pipeline, sans-I/O: a packet, its source and the time go
  * in; a verdict with its reason comes out. The checks run cheapest first, so
  * garbage costs one hash and a valid knock one X25519 (the "ss" of each
- * listed client is computed at load, dh_cache.h):
+ * listed client is computed at its first knock and kept, dh_cache.h):
  *
  *   whole datagram captured → length, version → mac1 (constant time) →
  *   per-source token bucket → Noise read → key allowed and not expired →

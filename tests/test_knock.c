@@ -866,9 +866,9 @@ static unsigned long verify_counted(struct knock_verifier *v, const uint8_t *pkt
 	return x25519_calls() - before;
 }
 
-/* A listed client's ss is computed when the verifier starts: each of its
- * knocks then costs one X25519 (es). An unlisted key costs the two it
- * always did, and is refused; garbage costs none. */
+/* A listed client's ss is computed at its first knock and kept: each later
+ * knock costs one X25519 (es). An unlisted key costs the two it always
+ * did, and is refused; garbage costs none. */
 static void one_x25519_per_valid_knock(void **state)
 {
 	struct knock_verifier v;
@@ -877,23 +877,43 @@ static void one_x25519_per_valid_knock(void **state)
 
 	(void)state;
 	start(&v);
-	assert_int_equal(x25519_calls() - before, cfg.n_clients);
-	for (uint64_t k = 0; k < 5; k++) {
+	assert_int_equal(x25519_calls() - before, 0);
+	make(pkt, &alice, server.pub, psk, NOW);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 2);
+	for (uint64_t k = 1; k < 6; k++) {
 		make(pkt, &alice, server.pub, psk, NOW + k);
 		assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 1);
 	}
+	assert_int_equal(dh_cache_computed(v.keys->dh), 1);
 	make(pkt, &bob, server.pub, psk, NOW);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_EXPIRED), 2);
 	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_EXPIRED), 1);
-	make(pkt, &mallory, server.pub, psk, NOW);
-	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
+	for (int k = 0; k < 2; k++) {
+		make(pkt, &mallory, server.pub, psk, NOW + (uint64_t)k);
+		assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
+	}
 	pkt[40] ^= 1;
 	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_BAD_MAC1), 0);
+	assert_int_equal(dh_cache_computed(v.keys->dh), 2);
 	knock_verifier_free(&v);
 }
 
+/* Knocks of `who` at NOW + ts, NOW + ts + 1: the first computes the ss,
+ * the second finds it. */
+static void knock_twice(struct knock_verifier *v, const struct noise_keypair *who,
+			const uint8_t *server_pub, uint64_t ts)
+{
+	uint8_t pkt[KNOCK_LEN];
+
+	make(pkt, who, server_pub, psk, NOW + ts);
+	assert_int_equal(verify_counted(v, pkt, NOW, KNOCK_OK), 2);
+	make(pkt, who, server_pub, psk, NOW + ts + 1);
+	assert_int_equal(verify_counted(v, pkt, NOW, KNOCK_OK), 1);
+}
+
 /* A reload that gives alice's entry another key: her old key is unknown at
- * once, the new one opens at one X25519. The cache was made again, not
- * kept: a kept one would give the new key no ss and cost two. */
+ * once, whatever the old cache held; the new key opens, and its ss is
+ * kept from its first knock on. */
 static void reload_new_client_key(void **state)
 {
 	struct knock_verifier v;
@@ -904,28 +924,28 @@ static void reload_new_client_key(void **state)
 
 	(void)state;
 	start(&v);
-	make(pkt, &alice, server.pub, psk, NOW);
-	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 1);
+	knock_twice(&v, &alice, server.pub, 0);
 	memcpy(changed[0].public_key, mallory.pub, KEY_LEN);
 	cfg2.clients = changed;
 	before = x25519_calls();
 	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk, &(struct knock_clock){ 0 }));
-	assert_int_equal(x25519_calls() - before, cfg2.n_clients);
-	make(pkt, &alice, server.pub, psk, NOW + 1);
+	assert_int_equal(x25519_calls() - before, 0);
+	assert_int_equal(dh_cache_computed(v.keys->dh), 0);
+	make(pkt, &alice, server.pub, psk, NOW + 2);
 	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
-	make(pkt, &mallory, server.pub, psk, NOW + 2);
-	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 1);
+	knock_twice(&v, &mallory, server.pub, 3);
 	/* and back: alice opens again, mallory is unknown again */
 	assert_true(knock_verifier_reload(&v, &cfg, &server, psk, &(struct knock_clock){ 0 }));
-	make(pkt, &mallory, server.pub, psk, NOW + 3);
+	make(pkt, &mallory, server.pub, psk, NOW + 5);
 	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
-	make(pkt, &alice, server.pub, psk, NOW + 4);
-	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 1);
+	knock_twice(&v, &alice, server.pub, 6);
 	knock_verifier_free(&v);
 }
 
-/* A reload with a new server key, the PSK kept: knocks for the new key
- * open at one X25519, so its ss was computed with the new private key. */
+/* A reload with a new server key, the PSK kept: alice's ss for the old key
+ * is gone with the old cache. Her knocks for the new key open, the second
+ * at one X25519: the new cache computed it with the new private key (a kept
+ * old one would be refused as made for another key, and cost two each). */
 static void reload_new_server_key(void **state)
 {
 	struct knock_verifier v;
@@ -933,12 +953,12 @@ static void reload_new_server_key(void **state)
 
 	(void)state;
 	start(&v);
+	knock_twice(&v, &alice, server.pub, 0);
 	assert_true(knock_verifier_reload(&v, &cfg, &other_server, psk, &(struct knock_clock){ 0 }));
-	make(pkt, &alice, server.pub, psk, NOW);
+	make(pkt, &alice, server.pub, psk, NOW + 2);
 	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_BAD_MAC1), 0);
-	make(pkt, &alice, other_server.pub, psk, NOW + 1);
-	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 1);
-	make(pkt, &mallory, other_server.pub, psk, NOW + 2);
+	knock_twice(&v, &alice, other_server.pub, 3);
+	make(pkt, &mallory, other_server.pub, psk, NOW + 5);
 	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
 	knock_verifier_free(&v);
 }

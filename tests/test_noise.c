@@ -252,6 +252,17 @@ static void handshake(struct noise_cipher *i_send, struct noise_cipher *i_recv,
 	assert_true(is_zero_ct(r.ss.ck, HASH_LEN) && is_zero_ct(r.psk, KEY_LEN));
 }
 
+static void free_ciphers(struct noise_cipher *a, struct noise_cipher *b,
+			 struct noise_cipher *c, struct noise_cipher *d)
+{
+	noise_cipher_free(a);
+	noise_cipher_free(b);
+	noise_cipher_free(c);
+	noise_cipher_free(d);
+	assert_null(a->aead.hd);
+	assert_true(is_zero_ct(a->k, KEY_LEN));
+}
+
 static void failed_decrypt_keeps_nonce(void **state)
 {
 	struct noise_cipher is, ir, rs, rr;
@@ -279,6 +290,53 @@ static void failed_decrypt_keeps_nonce(void **state)
 	assert_int_equal(noise_encrypt(&rs, ca, NULL, 0, a, sizeof(a)), NOISE_OK);
 	assert_int_equal(noise_decrypt(&rr, out, NULL, 0, ca, sizeof(ca)), NOISE_E_DECRYPT);
 	assert_int_equal(noise_decrypt(&ir, out, NULL, 0, ca, sizeof(ca)), NOISE_OK);
+	free_ciphers(&is, &ir, &rs, &rr);
+}
+
+/* A transport CipherState keeps its key in one libgcrypt handle for all its
+ * messages: each must be the bytes a handle opened for that message alone
+ * makes (aead_encrypt), across lengths, a failed decrypt and a rekey. */
+static void one_handle_many_messages(void **state)
+{
+	struct noise_cipher is, ir, rs, rr;
+	static uint8_t in[2000], c[2000 + TAG_LEN], want[2000 + TAG_LEN], out[2000];
+	uint8_t ad[7] = "ad", key[KEY_LEN];
+	size_t len;
+
+	(void)state;
+	handshake(&is, &ir, &rs, &rr);
+	assert_non_null(is.aead.hd);
+	assert_non_null(rr.aead.hd);
+	for (unsigned int m = 0; m < 1000; m++) {
+		len = (m * 37) % sizeof(in);
+		assert_true(random_bytes(in, len + 1));
+		memcpy(key, is.k, KEY_LEN);
+		assert_true(aead_encrypt(want, key, is.n, ad, m % 2 ? sizeof(ad) : 0,
+					 in, len));
+		assert_int_equal(noise_encrypt(&is, c, ad, m % 2 ? sizeof(ad) : 0,
+					       in, len), NOISE_OK);
+		assert_memory_equal(c, want, len + TAG_LEN);
+		if (m % 97 == 5) {	/* a forgery first: the next still opens */
+			c[len] ^= 1;
+			assert_int_equal(noise_decrypt(&rr, out, ad, m % 2 ? sizeof(ad) : 0,
+						       c, len + TAG_LEN), NOISE_E_DECRYPT);
+			c[len] ^= 1;
+		}
+		assert_true(aead_decrypt(out, key, rr.n, ad, m % 2 ? sizeof(ad) : 0,
+					 c, len + TAG_LEN));
+		assert_memory_equal(out, in, len);
+		memset(out, 0, sizeof(out));
+		assert_int_equal(noise_decrypt(&rr, out, ad, m % 2 ? sizeof(ad) : 0,
+					       c, len + TAG_LEN), NOISE_OK);
+		assert_memory_equal(out, in, len);
+		if (m == 500) {
+			noise_rekey(&is);
+			noise_rekey(&rr);
+			assert_memory_not_equal(is.k, key, KEY_LEN);
+		}
+	}
+	assert_int_equal(is.n, 1000);
+	free_ciphers(&is, &ir, &rs, &rr);
 }
 
 static void nonce_exhaustion(void **state)
@@ -294,6 +352,7 @@ static void nonce_exhaustion(void **state)
 	/* 2^64 − 1 is reserved: neither side may use it */
 	assert_int_equal(noise_encrypt(&is, c, NULL, 0, a, sizeof(a)), NOISE_E_NONCE);
 	assert_int_equal(noise_decrypt(&rr, out, NULL, 0, c, sizeof(c)), NOISE_E_NONCE);
+	free_ciphers(&is, &ir, &rs, &rr);
 }
 
 static void rekey(void **state)
@@ -313,6 +372,7 @@ static void rekey(void **state)
 	assert_memory_equal(is.k, rr.k, KEY_LEN);
 	assert_int_equal(noise_decrypt(&rr, out, NULL, 0, c, sizeof(c)), NOISE_OK);
 	assert_memory_equal(out, a, sizeof(a));
+	free_ciphers(&is, &ir, &rs, &rr);
 }
 
 static void turn_order_and_keys(void **state)
@@ -368,10 +428,10 @@ struct ss_table {
 	unsigned int asked;
 };
 
-static bool table_lookup(const void *ctx, const uint8_t s_pub[KEY_LEN],
+static bool table_lookup(void *ctx, const uint8_t s_pub[KEY_LEN],
 			 const uint8_t rs[KEY_LEN], uint8_t ss[KEY_LEN])
 {
-	struct ss_table *t = (struct ss_table *)ctx;
+	struct ss_table *t = ctx;
 
 	t->asked++;
 	if (!t->answer || memcmp(s_pub, t->s_pub, KEY_LEN) != 0 ||
@@ -443,9 +503,9 @@ static void ss_lookup_xpsk1(void **state)
 static void ss_lookup_ikpsk2(void **state)
 {
 	struct noise_handshake i, plain, cached;
-	struct noise_cipher send[2], recv[2];
+	struct noise_cipher send[3], recv[3];
 	struct ss_table t;
-	uint8_t msg[256], m2[2][256], out[256], h[2][HASH_LEN], e[KEY_LEN];
+	uint8_t msg[256], m2[2][256], out[256], h[3][HASH_LEN], e[KEY_LEN];
 	size_t n = first_message(IK, msg, sizeof(msg), &i), n2[2];
 	size_t got = sizeof(out);
 
@@ -472,10 +532,13 @@ static void ss_lookup_ikpsk2(void **state)
 	assert_memory_equal(h[0], h[1], HASH_LEN);
 	assert_memory_equal(send[0].k, send[1].k, KEY_LEN);
 	assert_memory_equal(recv[0].k, recv[1].k, KEY_LEN);
-	assert_int_equal(noise_handshake_split(&i, &send[0], &recv[0], h[0]), NOISE_OK);
-	assert_memory_equal(h[0], h[1], HASH_LEN);
-	assert_memory_equal(send[0].k, recv[1].k, KEY_LEN);
+	assert_int_equal(noise_handshake_split(&i, &send[2], &recv[2], h[2]), NOISE_OK);
+	assert_memory_equal(h[2], h[1], HASH_LEN);
+	assert_memory_equal(send[2].k, recv[1].k, KEY_LEN);
 	assert_int_equal(t.asked, 1);
+	free_ciphers(&send[0], &recv[0], &send[1], &recv[1]);
+	noise_cipher_free(&send[2]);
+	noise_cipher_free(&recv[2]);
 }
 
 /* The result is used, and checked: a wrong one fails the handshake, an
@@ -527,6 +590,7 @@ int main(void)
 		cmocka_unit_test(low_order_ephemeral),
 		cmocka_unit_test(low_order_static_key),
 		cmocka_unit_test(failed_decrypt_keeps_nonce),
+		cmocka_unit_test(one_handle_many_messages),
 		cmocka_unit_test(nonce_exhaustion),
 		cmocka_unit_test(rekey),
 		cmocka_unit_test(turn_order_and_keys),

@@ -51,10 +51,10 @@ struct precomputed {
 	unsigned int hits;
 };
 
-static bool lookup(const void *ctx, const uint8_t s_pub[KEY_LEN],
+static bool lookup(void *ctx, const uint8_t s_pub[KEY_LEN],
 		   const uint8_t rs[KEY_LEN], uint8_t ss[KEY_LEN])
 {
-	struct precomputed *p = (struct precomputed *)ctx;
+	struct precomputed *p = ctx;
 
 	/* A lookup asked for other keys than its own must not answer. */
 	assert_true(p->set);
@@ -193,6 +193,10 @@ static unsigned int run_vector(const struct json *v, bool cached,
 	}
 	/* Every vector ends with transport messages: the handshake finished. */
 	assert_true(noise_handshake_done(&ini));
+	for (i = 0; i < 2; i++) {
+		noise_cipher_free(&send[i]);
+		noise_cipher_free(&recv[i]);
+	}
 	return pre[0].hits + pre[1].hits;
 }
 
