@@ -268,5 +268,6 @@ int main(void)
 	gcry_md_close(reuse);
 	gcry_md_close(proto);
 	dh_cache_free(dh);
+	keyed_blake2s_free(&mctx);
 	return 0;
 }
