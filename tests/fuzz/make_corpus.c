@@ -629,5 +629,7 @@ int main(int argc, char **argv)
 	yamux_seeds();
 	stream_request_seeds();
 	config_seeds();
+	tunnel_transport_free(&ft.client_t);
+	tunnel_transport_free(&ft.server_t);
 	return 0;
 }
