@@ -2,8 +2,8 @@
  * x25519_count.so: an LD_PRELOAD shim that counts the X25519 operations a
  * process asks libgcrypt for (gcry_ecc_mul_point), and prints the count
  * to stderr when the process exits:  x25519_count: pid P calls N
- * bench/knock runs posternd under it to check that a knock costs no more
- * than two X25519.
+ * bench/knock runs posternd under it to count what a knock costs: one
+ * X25519, two for a key's first knock after a start or reload.
  */
 #include <dlfcn.h>
 #include <gcrypt.h>

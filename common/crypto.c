@@ -190,31 +190,72 @@ void hkdf_blake2s(uint8_t out1[HASH_LEN], uint8_t out2[HASH_LEN],
 	wipe(t, sizeof(t));
 }
 
-static gcry_cipher_hd_t aead_open(const uint8_t key[KEY_LEN], uint64_t n)
+static void noise_nonce(uint8_t nonce[12], uint64_t n)
 {
-	gcry_cipher_hd_t hd;
-	uint8_t nonce[12] = { 0 };
-
+	memset(nonce, 0, 4);
 	for (int i = 0; i < 8; i++)
 		nonce[4 + i] = (uint8_t)(n >> (8 * i));
+}
+
+/* One message through hd, keyed already: the nonce restarts its state. */
+static bool seal(gcry_cipher_hd_t hd, uint8_t *out, uint64_t n,
+		 const void *ad, size_t ad_len, const uint8_t *in, size_t len)
+{
+	uint8_t nonce[12];
+
+	noise_nonce(nonce, n);
+	return gcry_cipher_setiv(hd, nonce, sizeof(nonce)) == 0 &&
+	       gcry_cipher_authenticate(hd, ad, ad_len) == 0 &&
+	       gcry_cipher_final(hd) == 0 &&
+	       gcry_cipher_encrypt(hd, out, len, in, len) == 0 &&
+	       gcry_cipher_gettag(hd, out + len, TAG_LEN) == 0;
+}
+
+static bool unseal(gcry_cipher_hd_t hd, uint8_t *out, uint64_t n,
+		   const void *ad, size_t ad_len, const uint8_t *in, size_t len)
+{
+	uint8_t nonce[12];
+	size_t plen;
+	bool ok;
+
+	if (len < TAG_LEN)
+		return false;
+	plen = len - TAG_LEN;
+	noise_nonce(nonce, n);
+	ok = gcry_cipher_setiv(hd, nonce, sizeof(nonce)) == 0 &&
+	     gcry_cipher_authenticate(hd, ad, ad_len) == 0 &&
+	     gcry_cipher_final(hd) == 0 &&
+	     gcry_cipher_decrypt(hd, out, plen, in, plen) == 0 &&
+	     gcry_cipher_checktag(hd, in + plen, TAG_LEN) == 0;
+	if (!ok)
+		wipe(out, plen);
+	return ok;
+}
+
+static gcry_cipher_hd_t aead_open(const uint8_t key[KEY_LEN])
+{
+	gcry_cipher_hd_t hd;
+
 	if (gcry_cipher_open(&hd, GCRY_CIPHER_CHACHA20,
 			     GCRY_CIPHER_MODE_POLY1305, 0) != 0)
-		abort();
-	if (gcry_cipher_setkey(hd, key, KEY_LEN) != 0 ||
-	    gcry_cipher_setiv(hd, nonce, sizeof(nonce)) != 0)
-		abort();
+		return NULL;
+	if (gcry_cipher_setkey(hd, key, KEY_LEN) != 0) {
+		gcry_cipher_close(hd);
+		return NULL;
+	}
 	return hd;
 }
 
+/* The one-shot forms: handshake keys each seal one or two messages. */
 bool aead_encrypt(uint8_t *out, const uint8_t key[KEY_LEN], uint64_t n,
 		  const void *ad, size_t ad_len, const uint8_t *in, size_t len)
 {
-	gcry_cipher_hd_t hd = aead_open(key, n);
-	bool ok = gcry_cipher_authenticate(hd, ad, ad_len) == 0 &&
-		  gcry_cipher_final(hd) == 0 &&
-		  gcry_cipher_encrypt(hd, out, len, in, len) == 0 &&
-		  gcry_cipher_gettag(hd, out + len, TAG_LEN) == 0;
+	gcry_cipher_hd_t hd = aead_open(key);
+	bool ok;
 
+	if (!hd)
+		abort();
+	ok = seal(hd, out, n, ad, ad_len, in, len);
 	gcry_cipher_close(hd);
 	return ok;
 }
@@ -223,19 +264,43 @@ bool aead_decrypt(uint8_t *out, const uint8_t key[KEY_LEN], uint64_t n,
 		  const void *ad, size_t ad_len, const uint8_t *in, size_t len)
 {
 	gcry_cipher_hd_t hd;
-	size_t plen;
 	bool ok;
 
 	if (len < TAG_LEN)
 		return false;
-	plen = len - TAG_LEN;
-	hd = aead_open(key, n);
-	ok = gcry_cipher_authenticate(hd, ad, ad_len) == 0 &&
-	     gcry_cipher_final(hd) == 0 &&
-	     gcry_cipher_decrypt(hd, out, plen, in, plen) == 0 &&
-	     gcry_cipher_checktag(hd, in + plen, TAG_LEN) == 0;
+	if (!(hd = aead_open(key)))
+		abort();
+	ok = unseal(hd, out, n, ad, ad_len, in, len);
 	gcry_cipher_close(hd);
-	if (!ok)
-		wipe(out, plen);
 	return ok;
+}
+
+bool aead_key_init(struct aead_key *a, const uint8_t key[KEY_LEN])
+{
+	a->hd = aead_open(key);
+	return a->hd != NULL;
+}
+
+bool aead_key_set(struct aead_key *a, const uint8_t key[KEY_LEN])
+{
+	return gcry_cipher_setkey(a->hd, key, KEY_LEN) == 0;
+}
+
+bool aead_key_encrypt(struct aead_key *a, uint8_t *out, uint64_t n,
+		      const void *ad, size_t ad_len, const uint8_t *in, size_t len)
+{
+	return seal(a->hd, out, n, ad, ad_len, in, len);
+}
+
+bool aead_key_decrypt(struct aead_key *a, uint8_t *out, uint64_t n,
+		      const void *ad, size_t ad_len, const uint8_t *in, size_t len)
+{
+	return unseal(a->hd, out, n, ad, ad_len, in, len);
+}
+
+void aead_key_free(struct aead_key *a)
+{
+	if (a->hd)
+		gcry_cipher_close(a->hd);
+	a->hd = NULL;
 }

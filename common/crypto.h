@@ -67,4 +67,25 @@ bool aead_encrypt(uint8_t *out, const uint8_t key[KEY_LEN], uint64_t n,
 bool aead_decrypt(uint8_t *out, const uint8_t key[KEY_LEN], uint64_t n,
 		  const void *ad, size_t ad_len, const uint8_t *in, size_t len);
 
+/*
+ * The same AEAD with its key kept in one libgcrypt handle: a transport
+ * CipherState seals every message of a session with one key, and opening
+ * and keying a handle per message cost more than a short message. Each
+ * message sets its nonce, which restarts the handle's state. Not for
+ * concurrent use.
+ */
+struct aead_key {
+	void *hd;
+};
+/* False when libgcrypt cannot open a handle (out of memory). */
+bool aead_key_init(struct aead_key *a, const uint8_t key[KEY_LEN]);
+/* Replace the key (rekey). */
+bool aead_key_set(struct aead_key *a, const uint8_t key[KEY_LEN]);
+bool aead_key_encrypt(struct aead_key *a, uint8_t *out, uint64_t n,
+		      const void *ad, size_t ad_len, const uint8_t *in, size_t len);
+bool aead_key_decrypt(struct aead_key *a, uint8_t *out, uint64_t n,
+		      const void *ad, size_t ad_len, const uint8_t *in, size_t len);
+/* Close the handle; libgcrypt wipes the key schedule it held. */
+void aead_key_free(struct aead_key *a);
+
 #endif

@@ -105,6 +105,7 @@ enum knock_reason knock_check_outer(struct keyed_blake2s *mac1_ctx,
 
 enum knock_reason knock_open(const struct noise_keypair *server,
 			     const uint8_t psk[KEY_LEN],
+			     const struct noise_ss_source *ss,
 			     const uint8_t pkt[KNOCK_LEN],
 			     uint8_t client_pub[KEY_LEN],
 			     struct knock_payload *p)
@@ -116,8 +117,13 @@ enum knock_reason knock_open(const struct noise_keypair *server,
 
 	if (noise_handshake_init(&hs, KNOCK_PROTOCOL, NOISE_RESPONDER,
 				 KNOCK_PROLOGUE, sizeof(KNOCK_PROLOGUE) - 1,
-				 server, NULL, psk) == NOISE_OK &&
-	    noise_handshake_read(&hs, payload, &n, pkt + 1,
+				 server, NULL, psk) != NOISE_OK)
+		return r;
+	/* Xpsk1 message 1 is e, es, s, ss, psk: es is new in every knock,
+	 * ss is the same for every knock of a client. */
+	if (ss)
+		noise_handshake_set_ss_lookup(&hs, ss->fn, ss->ctx);
+	if (noise_handshake_read(&hs, payload, &n, pkt + 1,
 				 KNOCK_NOISE_LEN) == NOISE_OK &&
 	    n == KNOCK_PAYLOAD_LEN) {
 		memcpy(client_pub, hs.rs, KEY_LEN);

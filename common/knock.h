@@ -83,10 +83,12 @@ bool knock_build(uint8_t out[KNOCK_LEN], const struct noise_keypair *client,
 enum knock_reason knock_check_outer(struct keyed_blake2s *mac1,
 				    const uint8_t *pkt, size_t len);
 
-/* Server, step 2: the Noise read (two X25519). On success gives the client's
- * static public key and the payload. */
+/* Server, step 2: the Noise read (two X25519, or one when ss gives the
+ * client's "ss"; ss may be NULL). On success gives the client's static
+ * public key and the payload. */
 enum knock_reason knock_open(const struct noise_keypair *server,
 			     const uint8_t psk[KEY_LEN],
+			     const struct noise_ss_source *ss,
 			     const uint8_t pkt[KNOCK_LEN],
 			     uint8_t client_pub[KEY_LEN],
 			     struct knock_payload *p);

@@ -28,7 +28,9 @@ static enum noise_error encrypt_with_ad(struct noise_cipher *cs, uint8_t *out,
 	}
 	if (cs->n == UINT64_MAX)	/* 2^64−1 is reserved (§5.1) */
 		return NOISE_E_NONCE;
-	if (!aead_encrypt(out, cs->k, cs->n, ad, ad_len, in, len))
+	if (!(cs->aead.hd ? aead_key_encrypt(&cs->aead, out, cs->n, ad, ad_len,
+					     in, len) :
+			    aead_encrypt(out, cs->k, cs->n, ad, ad_len, in, len)))
 		return NOISE_E_DECRYPT;
 	cs->n++;
 	return NOISE_OK;
@@ -48,7 +50,9 @@ static enum noise_error decrypt_with_ad(struct noise_cipher *cs, uint8_t *out,
 		return NOISE_E_SHORT;
 	/* The nonce advances only once the tag has verified: a forged or
 	 * corrupted message must not desynchronise the receiver. */
-	if (!aead_decrypt(out, cs->k, cs->n, ad, ad_len, in, len))
+	if (!(cs->aead.hd ? aead_key_decrypt(&cs->aead, out, cs->n, ad, ad_len,
+					     in, len) :
+			    aead_decrypt(out, cs->k, cs->n, ad, ad_len, in, len)))
 		return NOISE_E_DECRYPT;
 	cs->n++;
 	return NOISE_OK;
@@ -81,6 +85,33 @@ void noise_rekey(struct noise_cipher *cs)
 	aead_encrypt(k, cs->k, UINT64_MAX, NULL, 0, zeros, KEY_LEN);
 	memcpy(cs->k, k, KEY_LEN);
 	wipe(k, sizeof(k));
+	/* A handle that cannot take the new key must not keep the old. */
+	if (cs->aead.hd && !aead_key_set(&cs->aead, cs->k))
+		aead_key_free(&cs->aead);
+}
+
+void noise_cipher_free(struct noise_cipher *cs)
+{
+	aead_key_free(&cs->aead);
+	wipe(cs, sizeof(*cs));
+}
+
+bool noise_cipher_copy(struct noise_cipher *dst, const struct noise_cipher *src)
+{
+	*dst = *src;
+	dst->aead.hd = NULL;
+	return !src->aead.hd || aead_key_init(&dst->aead, dst->k);
+}
+
+/* A transport CipherState: its key kept in a handle. Without one (out of
+ * memory) it opens one per message, as a handshake's does: slower, never
+ * different bytes, so it is not an error. */
+static void initialize_transport_key(struct noise_cipher *cs,
+				     const uint8_t k[KEY_LEN])
+{
+	memset(cs, 0, sizeof(*cs));
+	initialize_key(cs, k);
+	(void)aead_key_init(&cs->aead, k);
 }
 
 /* §5.2 SymmetricState */
@@ -254,6 +285,13 @@ void noise_handshake_set_ephemeral(struct noise_handshake *hs,
 	hs->fixed_e = true;
 }
 
+void noise_handshake_set_ss_lookup(struct noise_handshake *hs,
+				   noise_ss_lookup *fn, void *ctx)
+{
+	hs->ss_lookup = fn;
+	hs->ss_ctx = ctx;
+}
+
 bool noise_handshake_my_turn(const struct noise_handshake *hs)
 {
 	bool initiator_sends = hs->pattern.one_way || hs->next % 2 == 0;
@@ -286,7 +324,14 @@ static enum noise_error mix_dh(struct noise_handshake *hs, uint8_t token)
 		return NOISE_E_KEYS;
 	priv = local_e ? hs->e_priv : hs->s_priv;
 	pub = remote_e ? hs->re : hs->rs;
-	ok = x25519(shared, priv, pub);
+	/* DH(s, rs) is the same in every handshake between two static
+	 * keys: the caller may have it already. It is held to the same
+	 * all-zero check as one computed here. */
+	if (token == TOK_SS && hs->ss_lookup &&
+	    hs->ss_lookup(hs->ss_ctx, hs->s_pub, hs->rs, shared))
+		ok = !is_zero_ct(shared, KEY_LEN);
+	else
+		ok = x25519(shared, priv, pub);
 	if (ok)
 		mix_key(&hs->ss, shared, KEY_LEN);
 	wipe(shared, sizeof(shared));
@@ -432,10 +477,8 @@ enum noise_error noise_handshake_split(struct noise_handshake *hs,
 	if (hs->failed || !noise_handshake_done(hs))
 		return NOISE_E_STATE;
 	hkdf_blake2s(k1, k2, NULL, hs->ss.ck, NULL, 0);
-	memset(send, 0, sizeof(*send));
-	memset(recv, 0, sizeof(*recv));
-	initialize_key(send, initiator ? k1 : k2);
-	initialize_key(recv, initiator ? k2 : k1);
+	initialize_transport_key(send, initiator ? k1 : k2);
+	initialize_transport_key(recv, initiator ? k2 : k1);
 	if (hash)
 		memcpy(hash, hs->ss.h, HASH_LEN);
 	wipe(k1, sizeof(k1));

@@ -59,12 +59,34 @@ struct noise_cipher {
 	uint8_t k[KEY_LEN];
 	uint64_t n;
 	bool has_key;
+	/* Transport CipherStates (from split) keep k in a libgcrypt handle
+	 * for their life; a handshake's, whose keys each seal a message or
+	 * two, open one per message (hd NULL). Either way, the same bytes. */
+	struct aead_key aead;
 };
 
 struct noise_symmetric {
 	struct noise_cipher cs;
 	uint8_t ck[HASH_LEN];
 	uint8_t h[HASH_LEN];
+};
+
+/*
+ * A source of DH results computed before: given this side's static public
+ * key and the peer's, fill ss with DH(s, rs) and return true, or return
+ * false to have the handshake compute it. Consulted for the "ss" token
+ * only, whose inputs are both static keys: a responder that knows its
+ * peers' keys computes each peer's once, not per handshake. Every other
+ * token involves an ephemeral key and is computed each time.
+ */
+typedef bool noise_ss_lookup(void *ctx, const uint8_t s_pub[KEY_LEN],
+			     const uint8_t rs[KEY_LEN], uint8_t ss[KEY_LEN]);
+
+/* A lookup and its context, as the protocol cores take it from a host
+ * that keeps such results (daemon/: dh_cache.h). */
+struct noise_ss_source {
+	noise_ss_lookup *fn;
+	void *ctx;
 };
 
 struct noise_handshake {
@@ -78,6 +100,8 @@ struct noise_handshake {
 	bool has_s, has_e, has_rs, has_re, has_psk, fixed_e;
 	uint8_t next;		/* index of the next message */
 	bool failed;
+	noise_ss_lookup *ss_lookup;	/* or NULL: compute "ss" */
+	void *ss_ctx;
 };
 
 /* Find and parse a pattern by its protocol name section ("IKpsk2"). */
@@ -100,6 +124,12 @@ enum noise_error noise_handshake_init(struct noise_handshake *hs,
 void noise_handshake_set_ephemeral(struct noise_handshake *hs,
 				   const uint8_t e_priv[KEY_LEN]);
 
+/* Look the "ss" DH up through fn(ctx, …) before computing it. The result
+ * must be DH(s, rs) exactly: the messages and keys are those of the same
+ * handshake without it. */
+void noise_handshake_set_ss_lookup(struct noise_handshake *hs,
+				   noise_ss_lookup *fn, void *ctx);
+
 /* Write the next handshake message into out (capacity *out_len). */
 enum noise_error noise_handshake_write(struct noise_handshake *hs,
 				       uint8_t *out, size_t *out_len,
@@ -116,7 +146,9 @@ bool noise_handshake_my_turn(const struct noise_handshake *hs);
 bool noise_handshake_done(const struct noise_handshake *hs);
 
 /* After the last message: the transport CipherStates for this side, and the
- * handshake hash for channel binding. Wipes the handshake. */
+ * handshake hash for channel binding. Wipes the handshake. Each CipherState
+ * holds a libgcrypt handle: noise_cipher_free it. A copy of a CipherState
+ * shares the handle: free one of them only. */
 enum noise_error noise_handshake_split(struct noise_handshake *hs,
 				       struct noise_cipher *send,
 				       struct noise_cipher *recv,
@@ -134,6 +166,12 @@ enum noise_error noise_decrypt(struct noise_cipher *cs, uint8_t *out,
 			       const void *ad, size_t ad_len,
 			       const uint8_t *in, size_t len);
 void noise_rekey(struct noise_cipher *cs);
+/* Close the handle of a CipherState from split and wipe it; a CipherState
+ * zeroed or freed already is a no-op. */
+void noise_cipher_free(struct noise_cipher *cs);
+/* dst: src's key and nonce, with a handle of its own (a test's or a
+ * fuzzer's second copy of a peer); false when out of memory. */
+bool noise_cipher_copy(struct noise_cipher *dst, const struct noise_cipher *src);
 
 const char *noise_strerror(enum noise_error e);
 

@@ -281,6 +281,7 @@ enum tunnel_error tunnel_client_finish(struct tunnel_handshake *hs,
 enum tunnel_error tunnel_server_read_hello(struct tunnel_handshake *hs,
 					   const struct noise_keypair *server,
 					   const uint8_t psk[KEY_LEN],
+					   const struct noise_ss_source *ss,
 					   const uint8_t *msg, size_t len,
 					   uint8_t client_pub[KEY_LEN])
 {
@@ -295,6 +296,10 @@ enum tunnel_error tunnel_server_read_hello(struct tunnel_handshake *hs,
 						 server, NULL, psk));
 	if (e != TUNNEL_OK)
 		return end(hs, e);
+	/* IKpsk2 message 1 is e, es, s, ss: ss is the same in every
+	 * handshake of a client. */
+	if (ss)
+		noise_handshake_set_ss_lookup(&hs->noise, ss->fn, ss->ctx);
 	/* Checked before any public-key work: it costs nothing to refuse. */
 	if (len < TUNNEL_MSG1_LEN || len > TUNNEL_HANDSHAKE_MAX)
 		return end(hs, TUNNEL_E_FRAME);
@@ -395,8 +400,22 @@ enum tunnel_error tunnel_open(struct tunnel_transport *t,
 
 void tunnel_transport_free(struct tunnel_transport *t)
 {
+	noise_cipher_free(&t->send);
+	noise_cipher_free(&t->recv);
 	wipe(t, sizeof(*t));
 	t->failed = true;
+}
+
+bool tunnel_transport_copy(struct tunnel_transport *dst,
+			   const struct tunnel_transport *src)
+{
+	*dst = *src;
+	dst->send.aead.hd = dst->recv.aead.hd = NULL;
+	if (noise_cipher_copy(&dst->send, &src->send) &&
+	    noise_cipher_copy(&dst->recv, &src->recv))
+		return true;
+	tunnel_transport_free(dst);
+	return false;
 }
 
 /* Streams */

@@ -149,11 +149,14 @@ enum tunnel_error tunnel_client_finish(struct tunnel_handshake *hs,
  * authenticates the key only as far as IK's message 1 can: the PSK is not
  * checked until the client reads message 2, and message 1 can be replayed.
  * Act on nothing before the first transport message from the client has
- * opened. On failure the handshake is wiped; close without a word.
+ * opened. On failure the handshake is wiped; close without a word. ss, if
+ * not NULL, gives the "ss" of listed clients (postern_host's dh_cache.h):
+ * after a client's first, its messages 1 cost one X25519 fewer.
  */
 enum tunnel_error tunnel_server_read_hello(struct tunnel_handshake *hs,
 					   const struct noise_keypair *server,
 					   const uint8_t psk[KEY_LEN],
+					   const struct noise_ss_source *ss,
 					   const uint8_t *msg, size_t len,
 					   uint8_t client_pub[KEY_LEN]);
 
@@ -185,7 +188,16 @@ enum tunnel_error tunnel_open(struct tunnel_transport *t,
 			      const uint8_t *msg, size_t len,
 			      uint8_t *plain, size_t *plain_len);
 
+/* Close the ciphers' libgcrypt handles and wipe the keys. Every transport
+ * filled by a handshake needs it once, failed or not; one wiped already
+ * (moved into a session) is a no-op. */
 void tunnel_transport_free(struct tunnel_transport *t);
+
+/* dst: the same keys and nonces as src, with cipher handles of its own, so
+ * that each copy can be freed (a test's or a fuzzer's peer). A plain
+ * struct copy shares src's handles. False when out of memory. */
+bool tunnel_transport_copy(struct tunnel_transport *dst,
+			   const struct tunnel_transport *src);
 
 /* Streams: each yamux stream starts with the client's request; the server
  * answers with one status byte. */

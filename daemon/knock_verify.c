@@ -15,13 +15,18 @@ static void keys_free(struct knock_keys *k)
 {
 	if (k && k->mac1.hd)
 		keyed_blake2s_free(&k->mac1);
+	if (k)
+		dh_cache_free(k->dh);
 	secmem_free(k);
 }
 
 /* The secrets of this server and PSK, with the mac1 check's own hash
- * handle; NULL when out of memory. */
+ * handle and the cache of cfg's clients' "ss"; NULL when out of memory.
+ * They are made again at every reload: a new server key or client key is
+ * never looked up in a cache made for the old one. */
 static struct knock_keys *keys_new(const struct noise_keypair *server,
-				   const uint8_t psk[KEY_LEN])
+				   const uint8_t psk[KEY_LEN],
+				   const struct server_config *cfg)
 {
 	struct knock_keys *k = secmem_alloc(sizeof(*k));
 	uint8_t key[HASH_LEN];
@@ -32,7 +37,8 @@ static struct knock_keys *keys_new(const struct noise_keypair *server,
 	k->s.key = *server;
 	memcpy(k->s.psk, psk, KEY_LEN);
 	knock_mac1_key(key, server->pub, psk);
-	ok = keyed_blake2s_init(&k->mac1, key);
+	ok = keyed_blake2s_init(&k->mac1, key) &&
+	     (k->dh = dh_cache_new(server, cfg)) != NULL;
 	wipe(key, sizeof(key));
 	if (!ok) {
 		keys_free(k);
@@ -50,7 +56,7 @@ bool knock_verifier_init(struct knock_verifier *v,
 	memset(v, 0, sizeof(*v));
 	v->start_boot_ms = now->boot_ms;
 	v->cfg = cfg;
-	if (!(v->keys = keys_new(server, psk)) ||
+	if (!(v->keys = keys_new(server, psk, cfg)) ||
 	    !(v->recent = calloc(KNOCK_RECENT_SLOTS, sizeof(*v->recent))) ||
 	    !replay_init(&v->replay, cfg, cfg->knock.replay_entries) ||
 	    !init_ratelimit(&v->rl, &cfg->knock)) {
@@ -75,7 +81,7 @@ bool knock_verifier_reload(struct knock_verifier *v,
 	uint64_t old_window = v->cfg->knock.window * 1000ull;
 	uint64_t new_window = cfg->knock.window * 1000ull;
 	bool new_limits = !same_limits(&v->cfg->knock, &cfg->knock);
-	struct knock_keys *keys = keys_new(server, psk);
+	struct knock_keys *keys = keys_new(server, psk, cfg);
 	struct ratelimit rl;
 
 	if (!keys)
@@ -251,7 +257,9 @@ static enum knock_reason decide(struct knock_verifier *v,
 	}
 	if (!ratelimit_allow(&v->rl, &pkt->src, now->boot_ms))
 		return KNOCK_RATE_LIMITED;
-	r = knock_open(&v->keys->s.key, v->keys->s.psk, pkt->data, d->key, &p);
+	r = knock_open(&v->keys->s.key, v->keys->s.psk,
+		       dh_cache_source(v->keys->dh), pkt->data,
+		       d->key, &p);
 	if (r != KNOCK_OK)
 		return r;
 	d->authenticated = true;

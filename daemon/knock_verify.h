@@ -1,7 +1,8 @@
 /*
  * posternd's knock pipeline, sans-I/O: a packet, its source and the time go
  * in; a verdict with its reason comes out. The checks run cheapest first, so
- * garbage costs one hash and a valid knock two X25519:
+ * garbage costs one hash and a valid knock one X25519 (the "ss" of each
+ * listed client is computed at its first knock and kept, dh_cache.h):
  *
  *   whole datagram captured → length, version → mac1 (constant time) →
  *   per-source token bucket → Noise read → key allowed and not expired →
@@ -18,6 +19,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dh_cache.h"
 #include "ip_udp.h"
 #include "knock.h"
 #include "noise.h"
@@ -49,6 +51,7 @@ struct knock_clock {
 struct knock_keys {
 	struct secrets s;		/* the server's key pair and the PSK */
 	struct keyed_blake2s mac1;	/* keyed with the server's mac1 key */
+	struct dh_cache *dh;		/* DH(server, client) of cfg's clients */
 };
 
 struct knock_verifier {

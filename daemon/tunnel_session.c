@@ -451,8 +451,9 @@ static void handshake_message(struct tsession *t, const uint8_t *msg, size_t len
 	const struct client_entry *e;
 	char key[KEY_B64_LEN + 1], what[128];
 
-	if (tunnel_server_read_hello(&t->hs, &d->keys->key, d->keys->psk, msg, len,
-				     t->client_pub) != TUNNEL_OK) {
+	if (tunnel_server_read_hello(&t->hs, &d->keys->key, d->keys->psk,
+				     dh_cache_source(d->dh),
+				     msg, len, t->client_pub) != TUNNEL_OK) {
 		handshake_fail(t, "handshake", "message 1 did not authenticate "
 			       "(made for another server key?)");
 		return;

@@ -132,6 +132,7 @@ static void reload(struct tunneld *d)
 	char err[ERR_LEN];
 	struct server_config *cfg, *old;
 	struct secrets *keys = NULL, *old_keys;
+	struct dh_cache *dh = NULL, *old_dh;
 	struct tsession *t, *next;
 	const char *kept = "";
 
@@ -139,6 +140,13 @@ static void reload(struct tunneld *d)
 	cfg = server_config_new(d->config_path, err, ERR_LEN);
 	if (cfg)
 		keys = secrets_reload_server(cfg, d->cfg, d->keys, &kept, err, ERR_LEN);
+	/* Made for the new key and clients, never patched: a changed key
+	 * can find no result of the old one. */
+	if (keys && !(dh = dh_cache_new(&keys->key, cfg))) {
+		snprintf(err, ERR_LEN, "out of memory");
+		secrets_free(keys);
+		keys = NULL;
+	}
 	if (!keys) {
 		log_msg(LOG_ERR, "reload failed, keeping the running configuration, "
 			"key and PSK: %s", err);
@@ -151,8 +159,10 @@ static void reload(struct tunneld *d)
 			"effect at a restart");
 	old = d->cfg;
 	old_keys = d->keys;
+	old_dh = d->dh;
 	d->cfg = cfg;
 	d->keys = keys;
+	d->dh = dh;
 	/* Sessions hold the names and expiry of their clients by value. */
 	for (t = d->sessions; t; t = next) {
 		next = t->next;
@@ -160,6 +170,7 @@ static void reload(struct tunneld *d)
 	}
 	server_config_delete(old);
 	secrets_free(old_keys);
+	dh_cache_free(old_dh);
 	log_event(LOG_NOTICE, "daemon_reload", (const char *const[]){ NULL },
 		  "reloaded %s: %zu clients; %s", d->config_path, cfg->n_clients,
 		  kept);
@@ -345,10 +356,15 @@ int main(int argc, char *argv[])
 		status = 0;
 		goto out;
 	}
+	if (!(d.dh = dh_cache_new(&d.keys->key, d.cfg))) {
+		fprintf(stderr, "%s: out of memory\n", PROG_NAME);
+		goto out;
+	}
 	d.loop = uv_default_loop();
 	status = run(&d);
 	uv_loop_close(d.loop);
 out:
+	dh_cache_free(d.dh);
 	secrets_free(d.keys);
 	free(d.listeners);
 	server_config_delete(d.cfg);

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "dh_cache.h"
 #include "log_throttle.h"
 #include "noise.h"
 #include "secrets.h"
@@ -35,6 +36,7 @@ struct tunneld {
 	const char *config_path;
 	struct server_config *cfg;
 	struct secrets *keys;		/* the server's key pair and the PSK */
+	struct dh_cache *dh;		/* DH(server, client) of cfg's clients */
 	uv_tcp_t *listeners;
 	size_t n_listeners;
 	struct tsession *sessions;	/* every accepted connection */

@@ -19,6 +19,7 @@
 #include "knock.h"
 #include "knock_verify.h"
 #include "nfqueue.h"
+#include "x25519_hook.h"
 
 #define NOW 1800000000000ull	/* ms, wall clock */
 #define BOOT_AT_NOW 5000000ull	/* ms, boot clock when the wall reads NOW */
@@ -855,6 +856,113 @@ static void payload_round_trip(void **state)
 	assert_false(knock_payload_decode(&q, b));
 }
 
+/* knock_verify of pkt at now; the X25519 operations it took. */
+static unsigned long verify_counted(struct knock_verifier *v, const uint8_t *pkt,
+				    uint64_t now, enum knock_reason want)
+{
+	unsigned long before = x25519_calls();
+
+	assert_int_equal(verify(v, pkt, KNOCK_LEN, now), want);
+	return x25519_calls() - before;
+}
+
+/* A listed client's ss is computed at its first knock and kept: each later
+ * knock costs one X25519 (es). An unlisted key costs the two it always
+ * did, and is refused; garbage costs none. */
+static void one_x25519_per_valid_knock(void **state)
+{
+	struct knock_verifier v;
+	uint8_t pkt[KNOCK_LEN];
+	unsigned long before = x25519_calls();
+
+	(void)state;
+	start(&v);
+	assert_int_equal(x25519_calls() - before, 0);
+	make(pkt, &alice, server.pub, psk, NOW);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 2);
+	for (uint64_t k = 1; k < 6; k++) {
+		make(pkt, &alice, server.pub, psk, NOW + k);
+		assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_OK), 1);
+	}
+	assert_int_equal(dh_cache_computed(v.keys->dh), 1);
+	make(pkt, &bob, server.pub, psk, NOW);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_EXPIRED), 2);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_EXPIRED), 1);
+	for (int k = 0; k < 2; k++) {
+		make(pkt, &mallory, server.pub, psk, NOW + (uint64_t)k);
+		assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
+	}
+	pkt[40] ^= 1;
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_BAD_MAC1), 0);
+	assert_int_equal(dh_cache_computed(v.keys->dh), 2);
+	knock_verifier_free(&v);
+}
+
+/* Knocks of `who` at NOW + ts, NOW + ts + 1: the first computes the ss,
+ * the second finds it. */
+static void knock_twice(struct knock_verifier *v, const struct noise_keypair *who,
+			const uint8_t *server_pub, uint64_t ts)
+{
+	uint8_t pkt[KNOCK_LEN];
+
+	make(pkt, who, server_pub, psk, NOW + ts);
+	assert_int_equal(verify_counted(v, pkt, NOW, KNOCK_OK), 2);
+	make(pkt, who, server_pub, psk, NOW + ts + 1);
+	assert_int_equal(verify_counted(v, pkt, NOW, KNOCK_OK), 1);
+}
+
+/* A reload that gives alice's entry another key: her old key is unknown at
+ * once, whatever the old cache held; the new key opens, and its ss is
+ * kept from its first knock on. */
+static void reload_new_client_key(void **state)
+{
+	struct knock_verifier v;
+	struct server_config cfg2 = cfg;
+	struct client_entry changed[2] = { clients[0], clients[1] };
+	uint8_t pkt[KNOCK_LEN];
+	unsigned long before;
+
+	(void)state;
+	start(&v);
+	knock_twice(&v, &alice, server.pub, 0);
+	memcpy(changed[0].public_key, mallory.pub, KEY_LEN);
+	cfg2.clients = changed;
+	before = x25519_calls();
+	assert_true(knock_verifier_reload(&v, &cfg2, &server, psk, &(struct knock_clock){ 0 }));
+	assert_int_equal(x25519_calls() - before, 0);
+	assert_int_equal(dh_cache_computed(v.keys->dh), 0);
+	make(pkt, &alice, server.pub, psk, NOW + 2);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
+	knock_twice(&v, &mallory, server.pub, 3);
+	/* and back: alice opens again, mallory is unknown again */
+	assert_true(knock_verifier_reload(&v, &cfg, &server, psk, &(struct knock_clock){ 0 }));
+	make(pkt, &mallory, server.pub, psk, NOW + 5);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
+	knock_twice(&v, &alice, server.pub, 6);
+	knock_verifier_free(&v);
+}
+
+/* A reload with a new server key, the PSK kept: alice's ss for the old key
+ * is gone with the old cache. Her knocks for the new key open, the second
+ * at one X25519: the new cache computed it with the new private key (a kept
+ * old one would be refused as made for another key, and cost two each). */
+static void reload_new_server_key(void **state)
+{
+	struct knock_verifier v;
+	uint8_t pkt[KNOCK_LEN];
+
+	(void)state;
+	start(&v);
+	knock_twice(&v, &alice, server.pub, 0);
+	assert_true(knock_verifier_reload(&v, &cfg, &other_server, psk, &(struct knock_clock){ 0 }));
+	make(pkt, &alice, server.pub, psk, NOW + 2);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_BAD_MAC1), 0);
+	knock_twice(&v, &alice, other_server.pub, 3);
+	make(pkt, &mallory, other_server.pub, psk, NOW + 5);
+	assert_int_equal(verify_counted(&v, pkt, NOW, KNOCK_UNKNOWN_KEY), 2);
+	knock_verifier_free(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -886,6 +994,9 @@ int main(void)
 		cmocka_unit_test(removed_key_keeps_history),
 		cmocka_unit_test(window_growth_raises_floor),
 		cmocka_unit_test(payload_round_trip),
+		cmocka_unit_test(one_x25519_per_valid_knock),
+		cmocka_unit_test(reload_new_client_key),
+		cmocka_unit_test(reload_new_server_key),
 	};
 
 	if (!crypto_init())

@@ -2,7 +2,9 @@
  * Adversarial tests of the Noise core with the two patterns postern uses:
  * a flipped bit anywhere, a truncated message, a wrong PSK or remote static
  * key, low-order points, nonce handling after a failed decrypt, exhaustion,
- * rekey and turn order. Each asserts the exact error.
+ * rekey and turn order. Each asserts the exact error. Then the "ss" lookup:
+ * a responder that takes DH(s, rs) from it makes the very messages and keys
+ * of one that computes it, with one X25519 fewer.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 
 #include "noise.h"
+#include "x25519_hook.h"
 
 #define IK "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 #define XPSK1 "Noise_Xpsk1_25519_ChaChaPoly_BLAKE2s"
@@ -249,6 +252,17 @@ static void handshake(struct noise_cipher *i_send, struct noise_cipher *i_recv,
 	assert_true(is_zero_ct(r.ss.ck, HASH_LEN) && is_zero_ct(r.psk, KEY_LEN));
 }
 
+static void free_ciphers(struct noise_cipher *a, struct noise_cipher *b,
+			 struct noise_cipher *c, struct noise_cipher *d)
+{
+	noise_cipher_free(a);
+	noise_cipher_free(b);
+	noise_cipher_free(c);
+	noise_cipher_free(d);
+	assert_null(a->aead.hd);
+	assert_true(is_zero_ct(a->k, KEY_LEN));
+}
+
 static void failed_decrypt_keeps_nonce(void **state)
 {
 	struct noise_cipher is, ir, rs, rr;
@@ -276,6 +290,53 @@ static void failed_decrypt_keeps_nonce(void **state)
 	assert_int_equal(noise_encrypt(&rs, ca, NULL, 0, a, sizeof(a)), NOISE_OK);
 	assert_int_equal(noise_decrypt(&rr, out, NULL, 0, ca, sizeof(ca)), NOISE_E_DECRYPT);
 	assert_int_equal(noise_decrypt(&ir, out, NULL, 0, ca, sizeof(ca)), NOISE_OK);
+	free_ciphers(&is, &ir, &rs, &rr);
+}
+
+/* A transport CipherState keeps its key in one libgcrypt handle for all its
+ * messages: each must be the bytes a handle opened for that message alone
+ * makes (aead_encrypt), across lengths, a failed decrypt and a rekey. */
+static void one_handle_many_messages(void **state)
+{
+	struct noise_cipher is, ir, rs, rr;
+	static uint8_t in[2000], c[2000 + TAG_LEN], want[2000 + TAG_LEN], out[2000];
+	uint8_t ad[7] = "ad", key[KEY_LEN];
+	size_t len;
+
+	(void)state;
+	handshake(&is, &ir, &rs, &rr);
+	assert_non_null(is.aead.hd);
+	assert_non_null(rr.aead.hd);
+	for (unsigned int m = 0; m < 1000; m++) {
+		len = (m * 37) % sizeof(in);
+		assert_true(random_bytes(in, len + 1));
+		memcpy(key, is.k, KEY_LEN);
+		assert_true(aead_encrypt(want, key, is.n, ad, m % 2 ? sizeof(ad) : 0,
+					 in, len));
+		assert_int_equal(noise_encrypt(&is, c, ad, m % 2 ? sizeof(ad) : 0,
+					       in, len), NOISE_OK);
+		assert_memory_equal(c, want, len + TAG_LEN);
+		if (m % 97 == 5) {	/* a forgery first: the next still opens */
+			c[len] ^= 1;
+			assert_int_equal(noise_decrypt(&rr, out, ad, m % 2 ? sizeof(ad) : 0,
+						       c, len + TAG_LEN), NOISE_E_DECRYPT);
+			c[len] ^= 1;
+		}
+		assert_true(aead_decrypt(out, key, rr.n, ad, m % 2 ? sizeof(ad) : 0,
+					 c, len + TAG_LEN));
+		assert_memory_equal(out, in, len);
+		memset(out, 0, sizeof(out));
+		assert_int_equal(noise_decrypt(&rr, out, ad, m % 2 ? sizeof(ad) : 0,
+					       c, len + TAG_LEN), NOISE_OK);
+		assert_memory_equal(out, in, len);
+		if (m == 500) {
+			noise_rekey(&is);
+			noise_rekey(&rr);
+			assert_memory_not_equal(is.k, key, KEY_LEN);
+		}
+	}
+	assert_int_equal(is.n, 1000);
+	free_ciphers(&is, &ir, &rs, &rr);
 }
 
 static void nonce_exhaustion(void **state)
@@ -291,6 +352,7 @@ static void nonce_exhaustion(void **state)
 	/* 2^64 − 1 is reserved: neither side may use it */
 	assert_int_equal(noise_encrypt(&is, c, NULL, 0, a, sizeof(a)), NOISE_E_NONCE);
 	assert_int_equal(noise_decrypt(&rr, out, NULL, 0, c, sizeof(c)), NOISE_E_NONCE);
+	free_ciphers(&is, &ir, &rs, &rr);
 }
 
 static void rekey(void **state)
@@ -310,6 +372,7 @@ static void rekey(void **state)
 	assert_memory_equal(is.k, rr.k, KEY_LEN);
 	assert_int_equal(noise_decrypt(&rr, out, NULL, 0, c, sizeof(c)), NOISE_OK);
 	assert_memory_equal(out, a, sizeof(a));
+	free_ciphers(&is, &ir, &rs, &rr);
 }
 
 static void turn_order_and_keys(void **state)
@@ -358,6 +421,163 @@ static void payload_too_large_for_buffer(void **state)
 	noise_handshake_wipe(&r);
 }
 
+/* An ss lookup with one answer, which may be made wrong. */
+struct ss_table {
+	uint8_t s_pub[KEY_LEN], rs[KEY_LEN], ss[KEY_LEN];
+	bool answer;
+	unsigned int asked;
+};
+
+static bool table_lookup(void *ctx, const uint8_t s_pub[KEY_LEN],
+			 const uint8_t rs[KEY_LEN], uint8_t ss[KEY_LEN])
+{
+	struct ss_table *t = ctx;
+
+	t->asked++;
+	if (!t->answer || memcmp(s_pub, t->s_pub, KEY_LEN) != 0 ||
+	    memcmp(rs, t->rs, KEY_LEN) != 0)
+		return false;
+	memcpy(ss, t->ss, KEY_LEN);
+	return true;
+}
+
+/* The server's table, holding DH(server, alice). */
+static void server_table(struct ss_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	memcpy(t->s_pub, server.pub, KEY_LEN);
+	memcpy(t->rs, alice.pub, KEY_LEN);
+	assert_true(x25519(t->ss, server.priv, alice.pub));
+	t->answer = true;
+}
+
+static void responder(struct noise_handshake *r, const char *proto,
+		      struct ss_table *t)
+{
+	assert_int_equal(noise_handshake_init(r, proto, NOISE_RESPONDER, PROLOGUE,
+					      strlen(PROLOGUE), &server, NULL, psk),
+			 NOISE_OK);
+	if (t)
+		noise_handshake_set_ss_lookup(r, table_lookup, t);
+}
+
+/* Read msg with r; the X25519 operations it took. */
+static unsigned long read_counted(struct noise_handshake *r, const uint8_t *msg,
+				  size_t n, uint8_t *out, size_t *got)
+{
+	unsigned long before = x25519_calls();
+
+	assert_int_equal(noise_handshake_read(r, out, got, msg, n), NOISE_OK);
+	return x25519_calls() - before;
+}
+
+/* Xpsk1 (the knock): the same payload and handshake hash with the lookup,
+ * for one X25519 (es) instead of two. */
+static void ss_lookup_xpsk1(void **state)
+{
+	struct noise_handshake i, plain, cached;
+	struct ss_table t;
+	uint8_t msg[256], out1[256], out2[256];
+	size_t n = first_message(XPSK1, msg, sizeof(msg), &i);
+	size_t g1 = sizeof(out1), g2 = sizeof(out2);
+
+	(void)state;
+	noise_handshake_wipe(&i);
+	server_table(&t);
+	responder(&plain, XPSK1, NULL);
+	responder(&cached, XPSK1, &t);
+	assert_int_equal(read_counted(&plain, msg, n, out1, &g1), 2);
+	assert_int_equal(read_counted(&cached, msg, n, out2, &g2), 1);
+	assert_int_equal(t.asked, 1);
+	assert_int_equal(g1, g2);
+	assert_memory_equal(out1, out2, g1);
+	assert_memory_equal(plain.ss.h, cached.ss.h, HASH_LEN);
+	assert_memory_equal(plain.ss.ck, cached.ss.ck, HASH_LEN);
+	assert_memory_equal(cached.rs, alice.pub, KEY_LEN);
+	noise_handshake_wipe(&plain);
+	noise_handshake_wipe(&cached);
+}
+
+/* IKpsk2 (the tunnel): message 2 and the transport keys are the same
+ * bytes whether the responder looked ss up or computed it. */
+static void ss_lookup_ikpsk2(void **state)
+{
+	struct noise_handshake i, plain, cached;
+	struct noise_cipher send[3], recv[3];
+	struct ss_table t;
+	uint8_t msg[256], m2[2][256], out[256], h[3][HASH_LEN], e[KEY_LEN];
+	size_t n = first_message(IK, msg, sizeof(msg), &i), n2[2];
+	size_t got = sizeof(out);
+
+	(void)state;
+	server_table(&t);
+	responder(&plain, IK, NULL);
+	responder(&cached, IK, &t);
+	assert_int_equal(read_counted(&plain, msg, n, out, &got), 2);
+	got = sizeof(out);
+	assert_int_equal(read_counted(&cached, msg, n, out, &got), 1);
+	/* the same ephemeral: message 2 must then be the same bytes */
+	assert_true(random_bytes(e, KEY_LEN));
+	noise_handshake_set_ephemeral(&plain, e);
+	noise_handshake_set_ephemeral(&cached, e);
+	n2[0] = n2[1] = sizeof(m2[0]);
+	assert_int_equal(noise_handshake_write(&plain, m2[0], &n2[0], NULL, 0), NOISE_OK);
+	assert_int_equal(noise_handshake_write(&cached, m2[1], &n2[1], NULL, 0), NOISE_OK);
+	assert_int_equal(n2[0], n2[1]);
+	assert_memory_equal(m2[0], m2[1], n2[0]);
+	got = sizeof(out);
+	assert_int_equal(noise_handshake_read(&i, out, &got, m2[1], n2[1]), NOISE_OK);
+	assert_int_equal(noise_handshake_split(&plain, &send[0], &recv[0], h[0]), NOISE_OK);
+	assert_int_equal(noise_handshake_split(&cached, &send[1], &recv[1], h[1]), NOISE_OK);
+	assert_memory_equal(h[0], h[1], HASH_LEN);
+	assert_memory_equal(send[0].k, send[1].k, KEY_LEN);
+	assert_memory_equal(recv[0].k, recv[1].k, KEY_LEN);
+	assert_int_equal(noise_handshake_split(&i, &send[2], &recv[2], h[2]), NOISE_OK);
+	assert_memory_equal(h[2], h[1], HASH_LEN);
+	assert_memory_equal(send[2].k, recv[1].k, KEY_LEN);
+	assert_int_equal(t.asked, 1);
+	free_ciphers(&send[0], &recv[0], &send[1], &recv[1]);
+	noise_cipher_free(&send[2]);
+	noise_cipher_free(&recv[2]);
+}
+
+/* The result is used, and checked: a wrong one fails the handshake, an
+ * all-zero one is a low-order DH, and "not known" computes it. */
+static void ss_lookup_answers(void **state)
+{
+	struct noise_handshake i, r;
+	struct ss_table t;
+	uint8_t msg[256], out[256];
+	size_t n, got;
+	const char *proto[] = { XPSK1, IK };
+
+	(void)state;
+	for (size_t k = 0; k < 2; k++) {
+		n = first_message(proto[k], msg, sizeof(msg), &i);
+		noise_handshake_wipe(&i);
+
+		server_table(&t);
+		t.ss[3] ^= 1;
+		responder(&r, proto[k], &t);
+		got = sizeof(out);
+		assert_int_equal(noise_handshake_read(&r, out, &got, msg, n), NOISE_E_DECRYPT);
+
+		server_table(&t);
+		memset(t.ss, 0, KEY_LEN);
+		responder(&r, proto[k], &t);
+		got = sizeof(out);
+		assert_int_equal(noise_handshake_read(&r, out, &got, msg, n), NOISE_E_DH);
+
+		server_table(&t);
+		t.answer = false;
+		responder(&r, proto[k], &t);
+		got = sizeof(out);
+		assert_int_equal(read_counted(&r, msg, n, out, &got), 2);
+		assert_int_equal(t.asked, 1);
+		noise_handshake_wipe(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -370,10 +590,14 @@ int main(void)
 		cmocka_unit_test(low_order_ephemeral),
 		cmocka_unit_test(low_order_static_key),
 		cmocka_unit_test(failed_decrypt_keeps_nonce),
+		cmocka_unit_test(one_handle_many_messages),
 		cmocka_unit_test(nonce_exhaustion),
 		cmocka_unit_test(rekey),
 		cmocka_unit_test(turn_order_and_keys),
 		cmocka_unit_test(payload_too_large_for_buffer),
+		cmocka_unit_test(ss_lookup_xpsk1),
+		cmocka_unit_test(ss_lookup_ikpsk2),
+		cmocka_unit_test(ss_lookup_answers),
 	};
 
 	if (!crypto_init())

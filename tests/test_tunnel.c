@@ -15,8 +15,10 @@
 #include <cmocka.h>
 
 #include "bytes.h"
+#include "dh_cache.h"
 #include "test_util.h"
 #include "tunnel.h"
+#include "x25519_hook.h"
 
 #define NOW 1800000000000ull	/* ms */
 #define FRAME_MAX (TUNNEL_LEN_PREFIX + TUNNEL_HANDSHAKE_MAX)
@@ -80,7 +82,7 @@ static enum tunnel_error server_reads(struct tunnel_handshake *s,
 	e = tunnel_read(r, &frame, &len, &msg, &mlen);
 	if (e == TUNNEL_OK) {
 		assert_int_equal(len, 0);
-		e = tunnel_server_read_hello(s, &server, key, msg, mlen, client_pub);
+		e = tunnel_server_read_hello(s, &server, key, NULL, msg, mlen, client_pub);
 	}
 	free(r);
 	return e;
@@ -157,11 +159,15 @@ static void port_lists(void **state)
 	(void)state;
 	handshake(&ct, &st, &hello, NULL, 0);
 	assert_int_equal(hello.n_ports, 0);
+	tunnel_transport_free(&ct);
+	tunnel_transport_free(&st);
 	for (size_t i = 0; i <= TUNNEL_MAX_PORTS; i++)
 		many[i] = (uint16_t)(65535 - i);
 	handshake(&ct, &st, &hello, many, TUNNEL_MAX_PORTS);
 	assert_int_equal(hello.n_ports, TUNNEL_MAX_PORTS);
 	assert_memory_equal(hello.ports, many, sizeof(hello.ports));
+	tunnel_transport_free(&ct);
+	tunnel_transport_free(&st);
 
 	/* One more does not fit the bound: refused, nothing written. */
 	n1 = client_hello(&c, &alice, server.pub, psk, msg1);
@@ -328,7 +334,7 @@ static void truncated(void **state)
 	assert_non_null(r);
 	n1 = client_hello(&c, &alice, server.pub, psk, msg1);
 	for (size_t cut = 0; cut < n1 - 2; cut++)
-		assert_int_equal(tunnel_server_read_hello(&s, &server, psk, msg1 + 2,
+		assert_int_equal(tunnel_server_read_hello(&s, &server, psk, NULL, msg1 + 2,
 							  cut, pub),
 				 TUNNEL_E_FRAME);
 	/* A cut stream never yields a message, and is not at a boundary. */
@@ -389,6 +395,8 @@ static void client_hello_versions(void **state)
 			 TUNNEL_OK);
 	assert_int_equal(tunnel_client_finish(&c, msg2 + 2, n2 - 2, &hello, &ct),
 			 TUNNEL_OK);
+	tunnel_transport_free(&ct);
+	tunnel_transport_free(&st);
 
 	/* Reserved bytes set, a version 2: answered in v1. */
 	h[0] = 2;
@@ -403,11 +411,11 @@ static void client_hello_versions(void **state)
 	/* Over the bound, or too short to hold a version. */
 	n1 = custom_hello(&c, h, longest + 1, msg1);
 	assert_int_equal(server_reads(&s, psk, msg1, n1, pub), TUNNEL_E_FRAME);
-	assert_int_equal(tunnel_server_read_hello(&s, &server, psk, msg1 + 2,
+	assert_int_equal(tunnel_server_read_hello(&s, &server, psk, NULL, msg1 + 2,
 						  n1 - 2, pub), TUNNEL_E_FRAME);
 	tunnel_handshake_free(&c);
 	n1 = custom_hello(&c, h, 3, msg1);
-	assert_int_equal(tunnel_server_read_hello(&s, &server, psk, msg1 + 2,
+	assert_int_equal(tunnel_server_read_hello(&s, &server, psk, NULL, msg1 + 2,
 						  n1 - 2, pub), TUNNEL_E_FRAME);
 	tunnel_handshake_free(&c);
 
@@ -853,7 +861,7 @@ static void known_answer(void **state)
 	assert_int_equal(tunnel_client_start(&c, msg1, &n1), TUNNEL_OK);
 	expect_hex(msg1, n1, KAT_MSG1);
 
-	assert_int_equal(tunnel_server_read_hello(&s, &s_kp, key, msg1 + 2, n1 - 2,
+	assert_int_equal(tunnel_server_read_hello(&s, &s_kp, key, NULL, msg1 + 2, n1 - 2,
 						  pub), TUNNEL_OK);
 	assert_memory_equal(pub, c_kp.pub, KEY_LEN);
 	noise_handshake_set_ephemeral(&s.noise, e_s);
@@ -881,6 +889,80 @@ static void known_answer(void **state)
 	wipe(&s_kp, sizeof(s_kp));
 }
 
+/* One handshake for `who` through a server with dh (or none): the X25519
+ * operations the server took, message 1 and message 2 apart; the client
+ * key it learnt and the transports, checked to agree. */
+static void counted_handshake(const struct noise_keypair *who,
+			      struct dh_cache *dh, unsigned long cost[2])
+{
+	struct tunnel_handshake c, s;
+	struct tunnel_transport ct, st;
+	struct tunnel_server_hello hello;
+	uint8_t msg1[FRAME_MAX], msg2[FRAME_MAX], pub[KEY_LEN];
+	uint8_t plain[5] = "hello", sealed[5 + TUNNEL_OVERHEAD], out[5];
+	size_t n1 = client_hello(&c, who, server.pub, psk, msg1), n2 = sizeof(msg2);
+	size_t got;
+	unsigned long before = x25519_calls();
+
+	assert_int_equal(tunnel_server_read_hello(&s, &server, psk, dh_cache_source(dh), msg1 + 2,
+						  n1 - 2, pub), TUNNEL_OK);
+	cost[0] = x25519_calls() - before;
+	assert_memory_equal(pub, who->pub, KEY_LEN);
+	before = x25519_calls();
+	assert_int_equal(tunnel_server_accept(&s, ports, 3, NOW, msg2, &n2, &st),
+			 TUNNEL_OK);
+	cost[1] = x25519_calls() - before;
+	assert_int_equal(tunnel_client_finish(&c, msg2 + 2, n2 - 2, &hello, &ct),
+			 TUNNEL_OK);
+	assert_memory_equal(ct.hash, st.hash, HASH_LEN);
+	assert_int_equal(tunnel_seal(&ct, plain, sizeof(plain), sealed), TUNNEL_OK);
+	assert_int_equal(tunnel_open(&st, sealed + 2, sizeof(sealed) - 2, out, &got),
+			 TUNNEL_OK);
+	assert_memory_equal(out, plain, sizeof(plain));
+	tunnel_transport_free(&ct);
+	tunnel_transport_free(&st);
+}
+
+/* Once the ss of a listed client is kept, the server's message 1 costs one
+ * X25519 (es) instead of two; message 2 stays e, ee, se. A key not in the
+ * cache costs what it did, and still authenticates as far as message 1 can
+ * (tunneld refuses it by its configuration). */
+static void dh_cache_saves_one_x25519(void **state)
+{
+	struct client_entry listed = { .name = "alice" };
+	struct server_config cfg = { .clients = &listed, .n_clients = 1 };
+	struct dh_cache *dh, *other;
+	unsigned long cost[2];
+
+	(void)state;
+	memcpy(listed.public_key, alice.pub, KEY_LEN);
+	assert_non_null(dh = dh_cache_new(&server, &cfg));
+	assert_int_equal(dh_cache_size(dh), 1);
+	counted_handshake(&alice, NULL, cost);
+	assert_int_equal(cost[0], 2);
+	assert_int_equal(cost[1], 3);
+	assert_int_equal(dh_cache_computed(dh), 0);
+	counted_handshake(&alice, dh, cost);
+	assert_int_equal(cost[0], 2);		/* computed, and kept */
+	assert_int_equal(dh_cache_computed(dh), 1);
+	for (int i = 0; i < 3; i++) {
+		counted_handshake(&alice, dh, cost);
+		assert_int_equal(cost[0], 1);
+		assert_int_equal(cost[1], 3);
+	}
+	counted_handshake(&mallory, dh, cost);
+	assert_int_equal(cost[0], 2);
+	counted_handshake(&mallory, dh, cost);
+	assert_int_equal(cost[0], 2);
+	/* a cache made for another server key is not used, nor wrong */
+	assert_non_null(other = dh_cache_new(&other_server, &cfg));
+	counted_handshake(&alice, other, cost);
+	assert_int_equal(cost[0], 2);
+	assert_int_equal(dh_cache_computed(other), 0);
+	dh_cache_free(other);
+	dh_cache_free(dh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -901,6 +983,7 @@ int main(void)
 		cmocka_unit_test(out_of_order_calls),
 		cmocka_unit_test(stream_request_and_status),
 		cmocka_unit_test(known_answer),
+		cmocka_unit_test(dh_cache_saves_one_x25519),
 	};
 
 	if (!crypto_init())

@@ -35,7 +35,7 @@ void test_transport_pair(struct tunnel_transport *client,
 	if (!random_bytes(psk, KEY_LEN) ||
 	    tunnel_client_init(&c, &alice, srv.pub, psk) != TUNNEL_OK ||
 	    tunnel_client_start(&c, m1, &n1) != TUNNEL_OK ||
-	    tunnel_server_read_hello(&s, &srv, psk, m1 + 2, n1 - 2, pub) != TUNNEL_OK ||
+	    tunnel_server_read_hello(&s, &srv, psk, NULL, m1 + 2, n1 - 2, pub) != TUNNEL_OK ||
 	    tunnel_server_accept(&s, &port, 1, 1, m2, &n2, server) != TUNNEL_OK ||
 	    tunnel_client_finish(&c, m2 + 2, n2 - 2, &hello, client) != TUNNEL_OK)
 		abort();

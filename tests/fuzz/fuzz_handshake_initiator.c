@@ -34,7 +34,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	fuzz_tunnel_init(&ft);
-	check(tunnel_server_read_hello(&server_wrong_psk, &fk.server, fk.wrong_psk,
+	check(tunnel_server_read_hello(&server_wrong_psk, &fk.server,
+				       fk.wrong_psk, NULL,
 				       ft.msg1 + TUNNEL_LEN_PREFIX,
 				       ft.msg1_len - TUNNEL_LEN_PREFIX,
 				       pub) == TUNNEL_OK);

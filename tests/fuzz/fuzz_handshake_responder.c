@@ -24,12 +24,16 @@
 #include "fuzz_util.h"
 
 static struct tunnel_reader reader;
+/* The ss of the allow-listed keys, as postern-tunneld holds them. */
+static struct dh_cache *dh;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fuzz_init();
+	dh = dh_cache_new(&fk.server, &fuzz_knock_cfg);
+	check(dh != NULL);
 	return 0;
 }
 
@@ -55,7 +59,7 @@ static bool read_msg1(void *ctx, const uint8_t *msg, size_t len)
 	enum tunnel_error e;
 
 	(void)ctx;
-	e = tunnel_server_read_hello(&hs, &fk.server, fk.psk, msg, len, pub);
+	e = tunnel_server_read_hello(&hs, &fk.server, fk.psk, dh_cache_source(dh), msg, len, pub);
 	check(tunnel_strerror(e)[0] != '\0');
 	if (e != TUNNEL_OK) {
 		check(e == TUNNEL_E_HANDSHAKE || e == TUNNEL_E_HELLO ||
@@ -92,7 +96,7 @@ static void authentic(uint8_t writer, const uint8_t *hello, size_t n)
 	check(tunnel_client_init(&c, &fk.client[who], server, psk) == TUNNEL_OK);
 	noise_handshake_set_ephemeral(&c.noise, fk.e_client);
 	check(noise_handshake_write(&c.noise, msg, &len, hello, n) == NOISE_OK);
-	e = tunnel_server_read_hello(&s, &fk.server, fk.psk, msg, len, pub);
+	e = tunnel_server_read_hello(&s, &fk.server, fk.psk, dh_cache_source(dh), msg, len, pub);
 	if (len < TUNNEL_MSG1_LEN || len > TUNNEL_HANDSHAKE_MAX)
 		want = TUNNEL_E_FRAME;
 	else if (server != fk.server.pub)

@@ -386,8 +386,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st.mode = fz_u8(&in);
 	st.now = 1000;
 	cfg = yamux_config_default(st.mode & TM_CLIENT);
-	mine = st.mode & TM_CLIENT ? ft.client_t : ft.server_t;
-	st.peer = st.mode & TM_CLIENT ? ft.server_t : ft.client_t;
+	/* Copies with cipher handles of their own: the session frees its
+	 * transport, and ft's serves every input. */
+	check(tunnel_transport_copy(&mine, st.mode & TM_CLIENT ? &ft.client_t
+							    : &ft.server_t));
+	check(tunnel_transport_copy(&st.peer, st.mode & TM_CLIENT ? &ft.server_t
+								 : &ft.client_t));
 	tunnel_reader_init(&st.reader, TUNNEL_EXPECT_TRANSPORT);
 	st.s = session_new(&mine, &cfg, &events, NULL);
 	check(st.s != NULL);
@@ -402,6 +406,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		drain(SIZE_MAX);
 	check(session_strerror(st.s) != NULL);
 	session_free(st.s);
+	tunnel_transport_free(&st.peer);
 	check(st.opened == st.closed && st.n_streams == 0);
 	return 0;
 }

@@ -76,7 +76,7 @@ void fuzz_tunnel_init(struct fuzz_tunnel *t)
 	noise_handshake_set_ephemeral(&t->client.noise, fk.e_client);
 	t->msg1_len = sizeof(t->msg1);
 	check(tunnel_client_start(&t->client, t->msg1, &t->msg1_len) == TUNNEL_OK);
-	check(tunnel_server_read_hello(&t->server, &fk.server, fk.psk,
+	check(tunnel_server_read_hello(&t->server, &fk.server, fk.psk, NULL,
 				       t->msg1 + TUNNEL_LEN_PREFIX,
 				       t->msg1_len - TUNNEL_LEN_PREFIX,
 				       pub) == TUNNEL_OK);

@@ -352,6 +352,7 @@ static void handshake_seeds(const struct fuzz_tunnel *ft)
 		len = sizeof(msg);
 		check(tunnel_server_accept(&s, ports, n, FUZZ_SERVER_TIME_MS, msg,
 					   &len, &t) == TUNNEL_OK);
+		tunnel_transport_free(&t);
 		snprintf(name, sizeof(name), "reply_%zu_ports", n);
 		begin(), put8(0), put8(255), put(msg, len);
 		save(i, name);
@@ -628,5 +629,7 @@ int main(int argc, char **argv)
 	yamux_seeds();
 	stream_request_seeds();
 	config_seeds();
+	tunnel_transport_free(&ft.client_t);
+	tunnel_transport_free(&ft.server_t);
 	return 0;
 }
