@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,26 +38,6 @@ static bool run(const char *cmd)
 	int st = system(cmd);
 
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
-static bool kernel_at_least(unsigned int major, unsigned int minor)
-{
-	struct utsname u;
-	unsigned int ma, mi;
-
-	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
-		return false;
-	return ma > major || (ma == major && mi >= minor);
-}
-
-static bool supported(enum nft_refresh r)
-{
-	switch (r) {
-	case NFT_REFRESH_EXPIRATION: return kernel_at_least(6, 12);
-	case NFT_REFRESH_DESTROY: return kernel_at_least(6, 3);
-	case NFT_REFRESH_REPLACE: return true;
-	}
-	return false;
 }
 
 static bool make_set(struct nft_conn *c, struct nft_set_ref *s)
@@ -139,7 +118,7 @@ int main(int argc, char *argv[])
 	for (size_t i = 0; i < sizeof(strategies) / sizeof(strategies[0]); i++) {
 		struct nft_set_ref s = { "inet", "t_bench", set, AF_INET, 0 };
 
-		if (!supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		snprintf(set, sizeof(set), "s_%s", nft_refresh_name(strategies[i]));
 		if (!make_set(c, &s))

@@ -43,6 +43,11 @@ static enum nft_refresh refresh_for_kernel(void)
 	return NFT_REFRESH_REPLACE;
 }
 
+bool nft_refresh_supported(enum nft_refresh r)
+{
+	return r >= refresh_for_kernel();	/* the enum goes from best to any */
+}
+
 struct nft_conn *nft_conn_open(char *err, size_t err_len)
 {
 	struct timeval tv = { .tv_sec = 2 };

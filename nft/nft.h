@@ -55,6 +55,9 @@ enum nft_refresh nft_conn_refresh(const struct nft_conn *c);
  * for REPLACE at its first rejection, as after nft_conn_open. */
 void nft_conn_set_refresh(struct nft_conn *c, enum nft_refresh r);
 const char *nft_refresh_name(enum nft_refresh r);
+/* True if the running kernel's version has r (each strategy above works
+ * wherever the one before it does). */
+bool nft_refresh_supported(enum nft_refresh r);
 
 /* Tests only: send DESTROYSETELEM as this message type instead of 30, so
  * that a kernel which has it can be made to reject it and the fallback to

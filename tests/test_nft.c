@@ -18,7 +18,6 @@
 #include <arpa/inet.h>
 #include <sched.h>
 #include <sys/socket.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -68,26 +67,6 @@ static int shell(const char *cmd)
 	int st = system(cmd);
 
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static bool kernel_at_least(unsigned int major, unsigned int minor)
-{
-	struct utsname u;
-	unsigned int ma, mi;
-
-	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &ma, &mi) != 2)
-		return false;
-	return ma > major || (ma == major && mi >= minor);
-}
-
-static bool strategy_supported(enum nft_refresh r)
-{
-	switch (r) {
-	case NFT_REFRESH_EXPIRATION:	return kernel_at_least(6, 12);
-	case NFT_REFRESH_DESTROY:	return kernel_at_least(6, 3);
-	case NFT_REFRESH_REPLACE:	return true;
-	}
-	return false;
 }
 
 static const enum nft_refresh strategies[] = {
@@ -377,7 +356,7 @@ static void open_three_ports(void **state)
 		char cmd[256];
 		size_t n;
 
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		snprintf(set, sizeof(set), "s_%s",
 			 nft_refresh_name(strategies[i]));
@@ -476,7 +455,7 @@ static void reopen_extends_expiry(void **state)
 		snprintf(set[i], sizeof(set[i]), "s_%s",
 			 nft_refresh_name(strategies[i]));
 		s[i] = (struct nft_set_ref){ "inet", "t_rx", set[i], AF_INET, 0 };
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		snprintf(cmd, sizeof(cmd), "nft add set inet t_rx %s "
 			 "'{ type ipv4_addr . inet_service; flags timeout; }'",
@@ -493,7 +472,7 @@ static void reopen_extends_expiry(void **state)
 	for (size_t i = 0; i < N_STRATEGIES; i++) {
 		const struct elem *b, *a;
 
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		assert_int_equal(list_set("inet", "t_rx", set[i], before[i], 2), 2);
 		nft_conn_set_refresh(conn, strategies[i]);
@@ -535,7 +514,7 @@ static void open_twice_in_a_row(void **state)
 		struct nft_set_ref s = { "inet", "t_2x", set, AF_INET, 0 };
 		char cmd[256];
 
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		snprintf(set, sizeof(set), "s_%s",
 			 nft_refresh_name(strategies[i]));
@@ -576,7 +555,7 @@ static void set_deleted_after_check(void **state)
 	assert_true(nft_set_check(conn, &kept, err, sizeof(err)));
 	assert_int_equal(shell("nft delete set inet t_del gone4"), 0);
 	for (size_t i = 0; i < N_STRATEGIES; i++) {
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		nft_conn_set_refresh(conn, strategies[i]);
 		err[0] = '\0';
@@ -610,7 +589,7 @@ static void set_full(void **state)
 		   "}\n");
 	assert_true(nft_set_check(conn, &s, err, sizeof(err)));
 	for (size_t i = 0; i < N_STRATEGIES; i++) {
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		nft_conn_set_refresh(conn, strategies[i]);
 		assert_false(nft_set_open(conn, &s, el, 3, 10000, err,
@@ -644,7 +623,7 @@ static void batch_of_ten(void **state)
 		el[i] = v4(addr, (uint16_t)(1000 + i));
 	}
 	for (size_t i = 0; i < N_STRATEGIES; i++) {
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		nft_conn_set_refresh(conn, strategies[i]);
 		if (!nft_set_open(conn, &s, el, 10, 15000, err, sizeof(err)))
@@ -697,7 +676,7 @@ static void largest_batch_longest_names(void **state)
 	for (size_t i = 0; i < N_STRATEGIES; i++) {
 		struct nft_set_ref s = { "inet", table, set, AF_INET, 0 };
 
-		if (!strategy_supported(strategies[i]))
+		if (!nft_refresh_supported(strategies[i]))
 			continue;
 		set[0] = (char)('a' + i);
 		snprintf(script, sizeof(script), "table inet %s {\n set %s "
