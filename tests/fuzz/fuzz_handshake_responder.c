@@ -21,6 +21,7 @@
  */
 #include <string.h>
 
+#include "dh_cache.h"
 #include "fuzz_util.h"
 
 static struct tunnel_reader reader;
