@@ -19,8 +19,10 @@
  * Run under the sanitizer build, a callback touching freed memory aborts.
  */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -479,8 +481,12 @@ static void handshake_accepted(void **state)
 	uvt_conn_close(t.client.conn);
 	run_until(&t.server.freed);
 	run_until(&t.client.freed);
+	/* A clean end; or the server was answering (a ping) as the client
+	 * closed, and its write found the peer gone. */
 	assert_true(t.server.ended);
-	assert_string_equal(t.server.end_error, "");
+	assert_true(!t.server.end_error[0] ||
+		    !strcmp(t.server.end_error, uv_strerror(UV_EPIPE)) ||
+		    !strcmp(t.server.end_error, uv_strerror(UV_ECONNRESET)));
 	assert_false(t.client.hs_failed || t.server.hs_failed);
 }
 
@@ -782,6 +788,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(protocol_error_goaway, setup_loop, teardown),
 	};
 
+	/* As the daemon and the client do: a peer gone shows as EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	crypto_init();
 	test_keypair(&client_key);
 	test_keypair(&server_key);
