@@ -20,22 +20,6 @@ struct conn_write {
 
 static const struct uvt_conn_hooks no_hooks;
 
-uint64_t uvt_now_ms(uv_loop_t *loop)
-{
-	return uv_now(loop);
-}
-
-/* The one buffer every tunnel socket reads into. The loop runs one read
- * callback at a time and each consumes its bytes before returning, so one
- * buffer serves every connection: an idle session then holds no 64 KiB of
- * its own. */
-uv_buf_t uvt_read_buf(void)
-{
-	static uint8_t shared[UVT_READ_SIZE];
-
-	return uv_buf_init((char *)shared, sizeof(shared));
-}
-
 static void conn_handle_closed(uv_handle_t *h)
 {
 	struct uvt_conn *c = h->data;
@@ -136,11 +120,17 @@ bool uvc_write(struct uvt_conn *c, const uint8_t *p, size_t n)
 	return write_buf(c, w);
 }
 
+/* The one buffer every tunnel socket reads into, handshake included. The
+ * loop runs one read callback at a time and each consumes its bytes
+ * before returning, so one buffer serves every connection: an idle
+ * session then holds no 64 KiB of its own. */
 static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
+	static uint8_t shared[UVT_READ_SIZE];
+
 	(void)h;
 	(void)hint;
-	*buf = uvt_read_buf();
+	*buf = uv_buf_init((char *)shared, sizeof(shared));
 }
 
 static void conn_write_out(struct uvt_conn *c);
@@ -320,14 +310,6 @@ static void ev_fin(void *user, uint32_t id)
 		uvs_event_fin(s);
 }
 
-/* From stream_release: the stream is already out of yamux's table, so
- * the pointer comes with on_closed, which follows. */
-static void ev_reset(void *user, uint32_t id)
-{
-	(void)user;
-	(void)id;
-}
-
 static void ev_writable(void *user, uint32_t id)
 {
 	struct uvt_stream *s = stream_of(user, id);
@@ -352,13 +334,14 @@ static void ev_goaway(void *user, uint32_t code)
 	((struct uvt_conn *)user)->goaway = true;
 }
 
+/* No on_reset: yamux has forgotten the stream by then, and on_closed,
+ * which follows with its pointer, says it (uvs_event_closed). */
 static const struct yamux_events events = {
 	.on_goaway = ev_goaway,
 	.on_open = ev_open,
 	.on_established = ev_established,
 	.on_data = ev_data,
 	.on_fin = ev_fin,
-	.on_reset = ev_reset,
 	.on_writable = ev_writable,
 	.on_closed = ev_closed,
 };

@@ -123,7 +123,7 @@ struct uvt_conn *uvt_conn_connect(uv_loop_t *loop, int fd,
 
 /* The handshake ends here unless the session starts: hs_failed, then
  * closed (the hook may have closed it already). */
-void uvh_fail(struct uvt_conn *c, enum uvt_hs_error e, const char *detail)
+static void uvh_fail(struct uvt_conn *c, enum uvt_hs_error e, const char *detail)
 {
 	if (c->phase != UVC_HANDSHAKE)
 		return;

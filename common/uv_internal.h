@@ -8,6 +8,9 @@
 #include "session.h"
 #include "uv_tunnel.h"
 
+#define UVT_READ_SIZE 65536
+#define UVT_MAX_INFLIGHT (1u << 20)	/* sealed bytes queued on the TCP socket */
+
 enum uvc_phase {
 	UVC_HANDSHAKE,		/* messages 1 and 2 (uv_handshake.c) */
 	UVC_SESSION,		/* the session runs (uv_conn.c) */
@@ -91,7 +94,6 @@ struct uvt_stream {
 	bool in_reading;
 	uint8_t *rbuf;
 	size_t r_off, r_len;		/* what the window did not take yet */
-	uint64_t bytes_up, bytes_down;
 	bool reported;			/* done or failed called */
 };
 
@@ -111,7 +113,6 @@ bool uvc_session_start(struct uvt_conn *c, struct tunnel_transport *t,
 void uvh_input(struct uvt_conn *c, const uint8_t *p, size_t n);
 void uvh_read_error(struct uvt_conn *c, int err);
 void uvh_write_error(struct uvt_conn *c, int err);
-void uvh_fail(struct uvt_conn *c, enum uvt_hs_error e, const char *detail);
 
 /* uv_stream.c: yamux's events about a stream, from uv_conn.c. */
 void uvs_event_data(struct uvt_stream *s, const uint8_t *p, size_t n);

@@ -177,7 +177,6 @@ static void stream_push(struct uvt_stream *s)
 
 		s->r_off += w;
 		s->r_len -= w;
-		s->bytes_up += w;
 	}
 	/* Read on only once the peer took everything of the last read. */
 	local_set_reading(s, s->r_len == 0);
@@ -234,7 +233,6 @@ static void local_write_done(uv_write_t *req, int status)
 	if (c && status < 0) {
 		uvt_stream_reset(s);
 	} else if (c) {
-		s->bytes_down += w->len;
 		session_consumed(c->sess, s->id, w->len, uv_now(c->tcp.loop));
 		uvc_flush(c);
 	}

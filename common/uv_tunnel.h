@@ -36,9 +36,6 @@
 #include "tunnel.h"
 #include "yamux.h"
 
-#define UVT_READ_SIZE 65536
-#define UVT_MAX_INFLIGHT (1u << 20)	/* sealed bytes queued on the TCP socket */
-
 struct uvt_conn;
 struct uvt_stream;
 
@@ -197,10 +194,5 @@ bool uvt_stream_live(const struct uvt_stream *s);
 bool uvt_stream_relaying(const struct uvt_stream *s);
 /* Bytes in local writes not yet completed. */
 size_t uvt_stream_out_inflight(const struct uvt_stream *s);
-
-/* The one buffer every tunnel socket reads into (uv_conn.c). */
-uv_buf_t uvt_read_buf(void);
-
-uint64_t uvt_now_ms(uv_loop_t *loop);
 
 #endif
