@@ -116,7 +116,7 @@ static void fail_waiting(struct pool *p, const char *err)
 /* The status byte, the server's first byte on the stream. */
 static size_t st_preamble(struct uvt_stream *s, const uint8_t *p, size_t n)
 {
-	struct pool_stream *ps = s->user;
+	struct pool_stream *ps = uvt_stream_user(s);
 
 	if (ps->answered || n == 0)
 		return 0;
@@ -147,14 +147,14 @@ static void conn_loss(const struct pool_stream *ps, char *buf, size_t len)
 
 static void st_failed(struct uvt_stream *s)
 {
-	struct pool_stream *ps = s->user;
+	struct pool_stream *ps = uvt_stream_user(s);
 
 	ps->conn->active--;
 	if (ps->err[0])
 		;
 	else if (ps->conn->dead)
 		conn_loss(ps, ps->err, sizeof(ps->err));
-	else if (s->failed)
+	else if (uvt_stream_was_reset(s))
 		snprintf(ps->err, sizeof(ps->err), "%s: port %u: the server reset "
 			 "the stream", ps->pool->server->name, ps->port);
 	else
@@ -165,11 +165,11 @@ static void st_failed(struct uvt_stream *s)
 
 static void st_done(struct uvt_stream *s)
 {
-	struct pool_stream *ps = s->user;
+	struct pool_stream *ps = uvt_stream_user(s);
 	const char *err = NULL;
 
 	ps->conn->active--;
-	if (!s->peer_fin || !s->fin_sent || s->failed) {
+	if (!uvt_stream_finished(s)) {
 		if (ps->conn->dead)
 			conn_loss(ps, ps->err, sizeof(ps->err));
 		else
@@ -182,7 +182,7 @@ static void st_done(struct uvt_stream *s)
 
 static void st_out_ended(struct uvt_stream *s, int status)
 {
-	struct pool_stream *ps = s->user;
+	struct pool_stream *ps = uvt_stream_user(s);
 
 	if (ps->hooks->out_ended)
 		ps->hooks->out_ended(ps, s, status);
@@ -217,14 +217,13 @@ static bool start_stream(struct pool *p, struct pool_conn *c, struct pool_stream
 			    p->server->name, ps->port, ports);
 		return true;
 	}
-	s = uvt_stream_open(&c->tc.conn, &stream_hooks, ps);
+	s = uvt_stream_open(c->tc.conn, &stream_hooks, ps);
 	if (!s) {
 		requeue(p, ps);
 		/* Backed up (output queue full, or too many opens not yet
 		 * acknowledged) passes: try again shortly. Gone away or out
 		 * of ids does not: no new streams here. */
-		if (!c->tc.conn.ended && yamux_error(c->tc.conn.sess->mux) == YAMUX_OK &&
-		    !c->tc.conn.goaway) {
+		if (uvt_conn_healthy(c->tc.conn)) {
 			kick(p, 5);
 			return false;
 		}

@@ -57,15 +57,6 @@ static void timer_closed(uv_handle_t *h)
 	release(TC_OF(h, timer));
 }
 
-static void tcp_closed(uv_handle_t *h)
-{
-	/* Not h->data: uvt_conn_start may have set it before failing. */
-	struct tclient *tc = TC_OF(h, conn.tcp);
-
-	tc->tcp_closing = false;
-	release(tc);
-}
-
 static void attempt_closed(uv_handle_t *h)
 {
 	struct tclient_attempt *a = (struct tclient_attempt *)h;
@@ -104,32 +95,17 @@ static void attempts_close(struct tclient *tc)
 	tc->gate = NULL;
 }
 
-static void close_tcp(struct tclient *tc)
-{
-	if (!tc->tcp_ours)
-		return;
-	tc->tcp_ours = false;
-	tc->tcp_closing = true;
-	uv_close((uv_handle_t *)&tc->conn.tcp, tcp_closed);
-}
-
 /* Close everything of ours: no callback but freed, once closed. */
 static void teardown(struct tclient *tc)
 {
-	bool confirming = tc->state == TCLIENT_CONFIRMING;
-
 	tc->state = TCLIENT_DONE;
-	if (confirming && !tc->conn.ended)
-		uvt_conn_abort(&tc->conn, NULL);	/* conn_ended ignores it */
+	if (tc->conn)
+		uvt_conn_abort(tc->conn, NULL);	/* conn_ended ignores it */
 	attempts_close(tc);
 	if (!uv_is_closing((uv_handle_t *)&tc->timer))
 		uv_close((uv_handle_t *)&tc->timer, timer_closed);
 	/* The callback still comes, with UV_EAI_CANCELED if this worked. */
 	uv_cancel((uv_req_t *)&tc->gai);
-	close_tcp(tc);
-	free(tc->reader);
-	tc->reader = NULL;
-	tunnel_handshake_free(&tc->hs);
 }
 
 static void fail(struct tclient *tc, const char *fmt, ...)
@@ -189,13 +165,9 @@ static void hs_closed_early(struct tclient *tc)
 		return;
 	}
 	tc->hs_retries++;
-	if (tc->state == TCLIENT_HANDSHAKE) {
-		uv_read_stop((uv_stream_t *)&tc->conn.tcp);
-		close_tcp(tc);
-	}	/* else the uvt_conn closes it: conn_freed */
-	free(tc->reader);
-	tc->reader = NULL;
-	tunnel_handshake_free(&tc->hs);
+	/* Closing already, when the uvt_conn tells us; freed clears tc->conn. */
+	if (tc->conn)
+		uvt_conn_abort(tc->conn, NULL);
 	tc->state = TCLIENT_BACKOFF;
 	tc->attempt_deadline_ms = uv_now(tc->loop) + hs_backoff_ms(tc->hs_retries);
 	timer_rearm(tc);
@@ -214,7 +186,7 @@ static bool closed_unconfirmed(struct tclient *tc, const char *error)
 
 static void conn_ended(struct uvt_conn *c, const char *error)
 {
-	struct tclient *tc = c->user;
+	struct tclient *tc = uvt_conn_user(c);
 
 	if (tc->state == TCLIENT_DONE)
 		return;		/* our teardown */
@@ -223,7 +195,6 @@ static void conn_ended(struct uvt_conn *c, const char *error)
 		tc->hooks->ended(tc, error);
 		return;
 	}
-	tc->tcp_closing = true;		/* until conn_freed */
 	if (closed_unconfirmed(tc, error)) {
 		hs_closed_early(tc);
 		return;
@@ -236,7 +207,7 @@ static void conn_ended(struct uvt_conn *c, const char *error)
  * reported from the timer, outside the session's input. */
 static bool conn_confirmed(struct uvt_conn *c)
 {
-	struct tclient *tc = c->user;
+	struct tclient *tc = uvt_conn_user(c);
 
 	if (tc->state == TCLIENT_CONFIRMING) {
 		tc->state = TCLIENT_UP;
@@ -247,135 +218,79 @@ static bool conn_confirmed(struct uvt_conn *c)
 
 static void conn_freed(struct uvt_conn *c)
 {
-	struct tclient *tc = c->user;
+	struct tclient *tc = uvt_conn_user(c);
 
-	tc->tcp_closing = false;
+	tc->conn = NULL;
 	release(tc);
 }
 
+/* Message 2 read. Up once the server's first transport message comes
+ * (conn_confirmed): until then it may drop us, and a retry is still
+ * possible. The handshake deadline runs on. */
+static bool conn_answered(struct uvt_conn *c, const struct tunnel_server_hello *h)
+{
+	struct tclient *tc = uvt_conn_user(c);
+
+	if (tc->state != TCLIENT_HANDSHAKE)
+		return false;
+	tc->hello = *h;
+	tc->skew_ms = (int64_t)tc->hello.server_time_ms - (int64_t)realtime_ms();
+	tc->connect_ms = uv_now(tc->loop) - tc->started_ms;
+	tc->state = TCLIENT_CONFIRMING;
+	return true;
+}
+
+static void conn_hs_failed(struct uvt_conn *c, enum uvt_hs_error e,
+			   const char *detail)
+{
+	struct tclient *tc = uvt_conn_user(c);
+	const struct server_entry *s = tc->server;
+
+	if (tc->state != TCLIENT_HANDSHAKE)
+		return;
+	switch (e) {
+	case UVT_HS_CLOSED:
+		hs_closed_early(tc);
+		break;
+	case UVT_HS_CUT:
+		fail(tc, "%s: handshake: the server's answer was cut short", s->name);
+		break;
+	case UVT_HS_AUTH:
+		fail_refused(tc);
+		break;
+	case UVT_HS_PROTO:
+		fail(tc, "%s: handshake failed: %s (is %s port %u a postern tunnel?)",
+		     s->name, detail, s->address, s->tunnel_port);
+		break;
+	case UVT_HS_IO:
+	case UVT_HS_INTERNAL:
+		fail(tc, "%s: handshake: %s", s->name, detail ? detail : "failed");
+		break;
+	}
+}
+
 static const struct uvt_conn_hooks conn_hooks = {
+	.answered = conn_answered,
+	.hs_failed = conn_hs_failed,
 	.authenticated = conn_confirmed,
 	.ended = conn_ended,
 	.freed = conn_freed,
 };
 
-static void go_up(struct tclient *tc, struct tunnel_transport *t,
-		  const uint8_t *early, size_t early_len)
+/* The socket is connected: the uvt_conn takes it from here. */
+static void handshake_start(struct tclient *tc, int fd)
 {
-	struct yamux_config cfg = yamux_config_default(true);
-
-	tc->skew_ms = (int64_t)tc->hello.server_time_ms - (int64_t)realtime_ms();
-	tc->connect_ms = uv_now(tc->loop) - tc->started_ms;
-	uv_read_stop((uv_stream_t *)&tc->conn.tcp);
-	free(tc->reader);
-	tc->reader = NULL;
-	/* Up once the server answers our first ping: until then it may
-	 * drop us, and a retry is still possible. The handshake deadline
-	 * runs on. */
-	tc->state = TCLIENT_CONFIRMING;
-	/* The socket's reference passes to the uvt_conn (conn_freed). */
-	tc->tcp_ours = false;
-	if (!uvt_conn_start(&tc->conn, tc->loop, t, &cfg, &conn_hooks, tc,
-			    early, early_len)) {
-		tunnel_transport_free(t);
-		tc->tcp_ours = true;
-		tc->state = TCLIENT_HANDSHAKE;
-		fail(tc, "%s: out of memory", tc->server->name);
-	}
-}
-
-/* The handshake. */
-
-static void hs_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	(void)h;
-	(void)hint;
-	*buf = uvt_read_buf();
-}
-
-static void hs_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-	struct tclient *tc = st->data;
-	struct tunnel_transport t;
-	const uint8_t *p = (const uint8_t *)buf->base, *msg;
-	size_t len, mlen;
-	enum tunnel_error e;
-
-	if (tc->state != TCLIENT_HANDSHAKE || n == 0)
-		return;
-	if (n == UV_EOF || n == UV_ECONNRESET) {
-		if (tunnel_reader_idle(tc->reader))
-			hs_closed_early(tc);
-		else
-			fail(tc, "%s: handshake: the server's answer was cut short",
-			     tc->server->name);
-		return;
-	}
-	if (n < 0) {
-		fail(tc, "%s: handshake: %s", tc->server->name, uv_strerror((int)n));
-		return;
-	}
-	len = (size_t)n;
-	e = tunnel_read(tc->reader, &p, &len, &msg, &mlen);
-	if (e == TUNNEL_AGAIN)
-		return;
-	if (e == TUNNEL_OK)
-		e = tunnel_client_finish(&tc->hs, msg, mlen, &tc->hello, &t);
-	if (e == TUNNEL_E_HANDSHAKE) {
-		fail_refused(tc);
-	} else if (e != TUNNEL_OK) {
-		fail(tc, "%s: handshake failed: %s (is %s port %u a postern tunnel?)",
-		     tc->server->name, tunnel_strerror(e), tc->server->address,
-		     tc->server->tunnel_port);
-	} else {
-		/* What follows message 2 in this read is transport. */
-		go_up(tc, &t, p, len);
-	}
-}
-
-static void msg1_written(uv_write_t *req, int status)
-{
-	struct tclient *tc = req->data;
-
-	if (status == 0 || tc->state != TCLIENT_HANDSHAKE)
-		return;
-	if (status == UV_ECONNRESET || status == UV_EPIPE)
-		hs_closed_early(tc);
-	else
-		fail(tc, "%s: handshake: %s", tc->server->name, uv_strerror(status));
-}
-
-static void handshake_start(struct tclient *tc)
-{
-	size_t len = sizeof(tc->msg1);
-	enum tunnel_error e;
-	uv_buf_t b;
-	int rc;
+	struct uvt_keys k = { .key = &tc->ctx->sec->key, .psk = tc->ctx->sec->psk,
+			      .server_pub = tc->server->public_key };
+	const char *err;
 
 	tc->state = TCLIENT_HANDSHAKE;
-	tc->reader = malloc(sizeof(*tc->reader));
-	if (!tc->reader) {
-		fail(tc, "%s: out of memory", tc->server->name);
+	tc->conn = uvt_conn_connect(tc->loop, fd, &k, &conn_hooks, tc, &err);
+	if (!tc->conn) {
+		fail(tc, "%s: handshake: %s", tc->server->name, err);
 		return;
 	}
-	tunnel_reader_init(tc->reader, TUNNEL_EXPECT_MSG2);
-	e = tunnel_client_init(&tc->hs, &tc->ctx->sec->key,
-			       tc->server->public_key, tc->ctx->sec->psk);
-	if (e == TUNNEL_OK)
-		e = tunnel_client_start(&tc->hs, tc->msg1, &len);
-	if (e != TUNNEL_OK) {
-		fail(tc, "%s: handshake: %s", tc->server->name, tunnel_strerror(e));
-		return;
-	}
-	b = uv_buf_init((char *)tc->msg1, (unsigned int)len);
-	tc->wreq.data = tc;
-	rc = uv_write(&tc->wreq, (uv_stream_t *)&tc->conn.tcp, &b, 1, msg1_written);
-	if (rc == 0)
-		rc = uv_read_start((uv_stream_t *)&tc->conn.tcp, hs_alloc, hs_read);
-	if (rc < 0) {
-		fail(tc, "%s: handshake: %s", tc->server->name, uv_strerror(rc));
-		return;
-	}
+	tc->refs++;
 	tc->attempt_deadline_ms = uv_now(tc->loop) + TCLIENT_HANDSHAKE_MS;
 	timer_rearm(tc);
 }
@@ -398,30 +313,14 @@ static void tune_socket(int fd)
 /* Attempt a connected and the gate chose it: the tunnel socket. */
 static void connected(struct tclient *tc, struct tclient_attempt **slot)
 {
-	int fd = (*slot)->fd, rc;
+	int fd = (*slot)->fd;
 
 	(*slot)->fd = -1;
 	attempt_close(slot);
 	gate_free(tc->gate);
 	tc->gate = NULL;
 	tune_socket(fd);
-	memset(&tc->conn, 0, sizeof(tc->conn));	/* a retry reuses it */
-	rc = uv_tcp_init(tc->loop, &tc->conn.tcp);
-	if (rc < 0) {
-		close(fd);
-		fail(tc, "%s: %s", tc->server->name, uv_strerror(rc));
-		return;
-	}
-	tc->conn.tcp.data = tc;
-	tc->tcp_ours = true;
-	tc->refs++;
-	rc = uv_tcp_open(&tc->conn.tcp, fd);
-	if (rc < 0) {
-		close(fd);
-		fail(tc, "%s: %s", tc->server->name, uv_strerror(rc));
-		return;
-	}
-	handshake_start(tc);
+	handshake_start(tc, fd);
 }
 
 static void attempt_ready(uv_poll_t *h, int status, int events)
@@ -571,7 +470,7 @@ static void timer_fired(uv_timer_t *t)
 		reach(tc);
 		return;
 	case TCLIENT_BACKOFF:
-		if (now >= tc->attempt_deadline_ms && !tc->tcp_closing) {
+		if (now >= tc->attempt_deadline_ms && !tc->conn) {
 			/* The gate let us in a moment ago: no knock first. */
 			reach_start(tc, 3 * tc->gate_connect_ms + TCLIENT_PROBE_MS);
 			return;
@@ -666,8 +565,8 @@ bool tclient_connect(struct tclient *tc, uv_loop_t *loop,
 
 void tclient_close(struct tclient *tc)
 {
-	if (tc->state == TCLIENT_UP && !tc->conn.ended)
-		uvt_conn_close(&tc->conn);	/* ended, then freed */
+	if (tc->state == TCLIENT_UP)
+		uvt_conn_close(tc->conn);	/* ended, then freed */
 	else if (tc->state != TCLIENT_DONE)
 		teardown(tc);
 }

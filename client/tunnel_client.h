@@ -7,7 +7,9 @@
  * knock --wait: a knock with the first connect in flight (or, when the
  * caller believes the gate open, a connect first), more connects in
  * bursts, re-knocks while it stays shut, and one message when
- * connect_timeout is up.
+ * connect_timeout is up. From the socket connected on, the handshake
+ * and the session are the uvt_conn's (common/uv_tunnel.h); what is
+ * decided here is what an answer, or its absence, means.
  */
 #ifndef POSTERN_TUNNEL_CLIENT_H
 #define POSTERN_TUNNEL_CLIENT_H
@@ -64,7 +66,7 @@ enum tclient_state {
 struct tclient_attempt;
 
 struct tclient {
-	struct uvt_conn conn;		/* conn.tcp: the tunnel socket */
+	struct uvt_conn *conn;		/* from the socket connected to freed */
 	uv_loop_t *loop;
 	const struct client_ctx *ctx;
 	const struct server_entry *server;
@@ -83,14 +85,8 @@ struct tclient {
 	uint64_t started_ms, attempt_deadline_ms;
 	uint64_t probe_ms;		/* as given to tclient_connect */
 	uint64_t gate_connect_ms;	/* the last connect's time */
-	bool knocked, tcp_ours;
-	bool tcp_closing;		/* conn.tcp closing: not yet reusable */
+	bool knocked;
 	unsigned int hs_retries;	/* handshakes closed before an answer */
-
-	struct tunnel_handshake hs;
-	struct tunnel_reader *reader;	/* during the handshake only */
-	uv_write_t wreq;
-	uint8_t msg1[TUNNEL_LEN_PREFIX + TUNNEL_MSG1_LEN];
 
 	/* Once up. */
 	struct tunnel_server_hello hello;

@@ -138,3 +138,62 @@ const char *session_strerror(const struct session *s)
 	}
 	return "unknown error";
 }
+
+uint32_t session_open(struct session *s)
+{
+	return s->error == SESSION_OK ? yamux_open(s->mux) : 0;
+}
+
+size_t session_write(struct session *s, uint32_t id, const uint8_t *p, size_t n)
+{
+	return yamux_write(s->mux, id, p, n);
+}
+
+void session_consumed(struct session *s, uint32_t id, size_t n, uint64_t now_ms)
+{
+	yamux_consumed(s->mux, id, n, now_ms);
+}
+
+void session_close_stream(struct session *s, uint32_t id)
+{
+	yamux_close(s->mux, id);
+}
+
+void session_reset_stream(struct session *s, uint32_t id)
+{
+	yamux_reset(s->mux, id);
+}
+
+void session_set_stream_user(struct session *s, uint32_t id, void *p)
+{
+	yamux_set_stream_user(s->mux, id, p);
+}
+
+void *session_stream_user(const struct session *s, uint32_t id)
+{
+	return yamux_stream_user(s->mux, id);
+}
+
+void session_goaway(struct session *s)
+{
+	yamux_goaway(s->mux, YAMUX_GOAWAY_NORMAL);
+}
+
+enum session_error session_tick(struct session *s, uint64_t now_ms)
+{
+	if (s->error == SESSION_OK && yamux_tick(s->mux, now_ms) < 0)
+		s->error = SESSION_E_YAMUX;
+	return s->error;
+}
+
+uint64_t session_next_tick(const struct session *s)
+{
+	return yamux_next_tick(s->mux);
+}
+
+enum session_error session_error(const struct session *s)
+{
+	if (s->error == SESSION_OK && yamux_error(s->mux) != YAMUX_OK)
+		return SESSION_E_YAMUX;
+	return s->error;
+}

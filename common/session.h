@@ -66,4 +66,24 @@ size_t session_output(struct session *s, uint8_t *out, size_t cap);
 
 const char *session_strerror(const struct session *s);
 
+/* What the libuv layer needs of yamux, so that it talks to the session
+ * alone. Each is the yamux call of the same name (yamux.h). */
+uint32_t session_open(struct session *s);
+size_t session_write(struct session *s, uint32_t id, const uint8_t *p, size_t n);
+void session_consumed(struct session *s, uint32_t id, size_t n, uint64_t now_ms);
+void session_close_stream(struct session *s, uint32_t id);
+void session_reset_stream(struct session *s, uint32_t id);
+void session_set_stream_user(struct session *s, uint32_t id, void *p);
+void *session_stream_user(const struct session *s, uint32_t id);
+/* Go-away (first call only): the peer opens no more streams, nor do we. */
+void session_goaway(struct session *s);
+
+/* Keepalive and timeouts: run at session_next_tick() (UINT64_MAX: no
+ * timer needed). SESSION_OK, or the error that ended the session. */
+enum session_error session_tick(struct session *s, uint64_t now_ms);
+uint64_t session_next_tick(const struct session *s);
+
+/* SESSION_OK while nothing ended the session. */
+enum session_error session_error(const struct session *s);
+
 #endif

@@ -1,8 +1,17 @@
 /*
- * The libuv side of an established tunnel, shared by postern-tunneld and
- * the postern client: a TCP connection pumping a struct session, and yamux
- * streams relayed to local libuv streams (a loopback socket, a forwarded
- * connection, or stdin/stdout).
+ * The libuv side of a tunnel, shared by postern-tunneld and the postern
+ * client. A struct uvt_conn is one TCP connection from accept (or from a
+ * socket the client connected) to close: the Noise_IKpsk2 handshake, read
+ * in one loop over the sans-I/O cores of common/tunnel.h, then the session
+ * (common/session.h) with its yamux streams relayed to local libuv
+ * streams (a loopback socket, a forwarded connection, or stdin/stdout).
+ * What either end decides (which client key is allowed, what to do when
+ * the tunnel is up or ends) comes in through hooks; how bytes move is
+ * here. Both structs are opaque.
+ *
+ *   uv_handshake.c  accept/connect, messages 1 and 2
+ *   uv_conn.c       the TCP pump around the session, and its events
+ *   uv_stream.c     one stream's relay and its life (enum uvs_state)
  *
  * This is the only I/O in common/, and it is a library of its own
  * (postern_uv): the protocol cores (postern_proto) never touch a socket.
@@ -12,7 +21,7 @@
  *     window does not take is kept (one read buffer) and local reading
  *     stops until the window reopens.
  *   tunnel → local: bytes are copied into a local write and credited back
- *     to the peer's window (yamux_consumed) only once written.
+ *     to the peer's window only once written.
  *   TCP: sealed output goes to uv_write; while too much is in flight the
  *     yamux output queue fills and writes to it come back short.
  */
@@ -21,52 +30,106 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
-#include "session.h"
-
-#define UVT_READ_SIZE 65536
-#define UVT_MAX_INFLIGHT (1u << 20)	/* sealed bytes queued on the TCP socket */
+#include "tunnel.h"
+#include "yamux.h"
 
 struct uvt_conn;
 struct uvt_stream;
 
+/* The keys of a handshake: the client's names the server it expects
+ * (server_pub); the server's has none. */
+struct uvt_keys {
+	const struct noise_keypair *key;
+	const uint8_t *psk;
+	const uint8_t *server_pub;
+	const struct noise_ss_source *ss;	/* server: or NULL (noise.h) */
+};
+
+/* The server's answer to a message 1 it allows. */
+struct uvt_reply {
+	uint16_t ports[TUNNEL_MAX_PORTS];	/* the hello's list */
+	size_t n_ports;
+	struct yamux_config cfg;		/* of the session */
+};
+
+/* Why a handshake ended before its session started. */
+enum uvt_hs_error {
+	UVT_HS_CLOSED,		/* the peer closed between messages */
+	UVT_HS_CUT,		/* ...in the middle of one */
+	UVT_HS_IO,		/* a socket error */
+	UVT_HS_PROTO,		/* not a postern handshake message */
+	UVT_HS_AUTH,		/* the message did not authenticate */
+	UVT_HS_INTERNAL,	/* out of memory, or a message not written */
+};
+
 struct uvt_conn_hooks {
+	/* Server: the keys to read a message 1 with; they may change with
+	 * a reload, so they are asked for when it arrives. */
+	void (*keys)(struct uvt_conn *c, struct uvt_keys *k);
+	/* Server: message 1 authenticated as far as IK's message 1 can
+	 * (it can be replayed). Fill reply and return true to answer;
+	 * false closes without a word (the hook logs why). */
+	bool (*hello)(struct uvt_conn *c, const uint8_t client_pub[KEY_LEN],
+		      struct uvt_reply *reply);
+	/* Client: message 2 read; the session starts when this returns
+	 * true (false closes it). */
+	bool (*answered)(struct uvt_conn *c, const struct tunnel_server_hello *h);
+	/* The handshake failed; detail may be NULL. freed follows. */
+	void (*hs_failed)(struct uvt_conn *c, enum uvt_hs_error e, const char *detail);
 	/* The first transport message from the peer decrypted, and yamux
 	 * has seen none of it yet. For the responder, only now is the peer
-	 * known to hold the PSK and the session keys (IK's message 1 can be
-	 * replayed by anyone who captured it): until then the connection
-	 * has no keepalive timer and takes no stream. For the initiator, it
-	 * says the responder took the session. Return false to end the
-	 * session (ended follows, error "refused"); do not close c from
-	 * here (optional). */
+	 * known to hold the PSK and the session keys: until then the
+	 * connection has no keepalive timer and takes no stream. For the
+	 * initiator, it says the responder took the session. Return false
+	 * to end the session (ended follows, error "refused"); do not
+	 * close c from here (optional). */
 	bool (*authenticated)(struct uvt_conn *c);
 	/* Incoming stream (server side). Return a stream from
 	 * uvt_stream_new(), or NULL to refuse it. */
 	struct uvt_stream *(*accept)(struct uvt_conn *c, uint32_t id);
 	/* The session ended: error is NULL for a clean end (EOF or close).
-	 * The connection is closing; free it in freed. */
+	 * The connection is closing; freed follows. */
 	void (*ended)(struct uvt_conn *c, const char *error);
-	/* The connection's handles are closed: free what holds it. */
+	/* The connection's handles are closed: c is freed on return. */
 	void (*freed)(struct uvt_conn *c);
 };
 
-struct uvt_conn {
-	uv_tcp_t tcp;
-	uv_timer_t tick;
-	struct session *sess;
-	const struct uvt_conn_hooks *hooks;
-	void *user;
-	size_t inflight;		/* bytes in uv_write requests */
-	uint64_t bytes_in, bytes_out;	/* on the TCP connection */
-	bool reading, ended;
-	bool authenticated;		/* the peer proved its keys (above) */
-	bool goaway;			/* the peer sent go-away: no new streams */
-	bool failing;			/* sending our go-away, then closing */
-	const char *end_error;
-	bool flushing;			/* in uvt_conn_flush: no nesting */
-	int handles_open;
-};
+/* Server: accept a connection from listener, or take fd (a connected
+ * socket: tests). NULL when it cannot start (nothing to free, no hook
+ * called). */
+struct uvt_conn *uvt_conn_accept(uv_loop_t *loop, uv_stream_t *listener,
+				 const struct uvt_conn_hooks *hooks, void *user);
+struct uvt_conn *uvt_conn_accept_fd(uv_loop_t *loop, int fd,
+				    const struct uvt_conn_hooks *hooks, void *user);
+
+/* Client: fd is connected (and tuned); send message 1 and read message 2.
+ * keys are used before this returns. NULL (fd closed, *err says why)
+ * when it cannot start. */
+struct uvt_conn *uvt_conn_connect(uv_loop_t *loop, int fd,
+				  const struct uvt_keys *keys,
+				  const struct uvt_conn_hooks *hooks, void *user,
+				  const char **err);
+
+void *uvt_conn_user(const struct uvt_conn *c);
+/* The peer's address; false if the socket cannot say. */
+bool uvt_conn_peer(const struct uvt_conn *c, struct sockaddr_storage *sa);
+/* Bytes on the TCP connection, the handshake's included. */
+void uvt_conn_bytes(const struct uvt_conn *c, uint64_t *in, uint64_t *out);
+/* True while a new stream may be opened: the session runs, has no error,
+ * and the peer has not sent go-away. */
+bool uvt_conn_healthy(const struct uvt_conn *c);
+
+/* Send go-away: no new streams either way, those open go on. */
+void uvt_conn_goaway(struct uvt_conn *c);
+/* End the session: go-away, flush, close. */
+void uvt_conn_close(struct uvt_conn *c);
+/* Close without a word (a handshake, or a peer not yet authenticated);
+ * once the session runs, error goes to hooks->ended. Any number of
+ * calls, until freed. */
+void uvt_conn_abort(struct uvt_conn *c, const char *error);
 
 struct uvt_stream_hooks {
 	/* Stream bytes that arrive before uvt_stream_relay(): return how many
@@ -76,7 +139,7 @@ struct uvt_stream_hooks {
 	/* The peer refused, reset, or the session ended before the relay. */
 	void (*failed)(struct uvt_stream *s);
 	/* The stream is over both ways and every local write has completed;
-	 * or its session ended (conn_lost), whatever is still being
+	 * or its session ended (uvt_stream_lost), whatever is still being
 	 * written. Close the local handles now: a close cancels the writes
 	 * in flight, and s stays valid until it completes (uvt_stream_free
 	 * once they are closed). */
@@ -89,59 +152,6 @@ struct uvt_stream_hooks {
 	 * also in, so that its reader sees the end. */
 	void (*out_ended)(struct uvt_stream *s, int status);
 };
-
-struct uvt_pending;
-
-struct uvt_stream {
-	struct uvt_conn *conn;
-	uint32_t id;
-	const struct uvt_stream_hooks *hooks;
-	void *user;
-	uv_stream_t *in, *out;		/* local ends, once relaying */
-	bool relaying;
-	bool mux_closed;		/* yamux forgot the stream */
-	bool conn_lost;			/* ...because its session ended */
-	bool failed;
-	/* tunnel → local */
-	struct uvt_pending *queue, **queue_tail;	/* not yet written */
-	size_t out_inflight;		/* in local writes */
-	bool peer_fin, out_shut;
-	/* local → tunnel: the preamble first (it may have to wait for room
-	 * in the output queue like any data), then what the relay reads */
-	uint8_t pre[16];
-	size_t pre_len;
-	bool close_after_pre;
-	uint8_t *rbuf;
-	size_t r_off, r_len;		/* what the window did not take yet */
-	bool in_eof, fin_sent, in_reading;
-	uint64_t bytes_up, bytes_down;
-	bool done_called;
-};
-
-/* The one buffer every tunnel socket reads into. The loop runs one read
- * callback at a time and each consumes its bytes before returning, so one
- * buffer serves every connection: an idle session then holds no 64 KiB of
- * its own. */
-uv_buf_t uvt_read_buf(void);
-
-/* Wrap an accepted or connected TCP socket (already initialised as c->tcp
- * by the caller with uv_tcp_init) around an established session. The
- * initiator (cfg->is_client) has its peer authenticated by message 2; the
- * responder waits for the first transport message (hooks->authenticated). */
-bool uvt_conn_start(struct uvt_conn *c, uv_loop_t *loop,
-		    struct tunnel_transport *t, const struct yamux_config *cfg,
-		    const struct uvt_conn_hooks *hooks, void *user,
-		    const uint8_t *early, size_t early_len);
-
-/* Bytes already read past the handshake go through here too. Flush sealed
- * output to the socket; call after any change to the session. */
-void uvt_conn_flush(struct uvt_conn *c);
-
-/* End the session: go-away, flush, close. */
-void uvt_conn_close(struct uvt_conn *c);
-/* Close without a word (a peer not yet authenticated); error goes to
- * hooks->ended. */
-void uvt_conn_abort(struct uvt_conn *c, const char *error);
 
 /* Client side: open a stream. NULL when the session refuses. */
 struct uvt_stream *uvt_stream_open(struct uvt_conn *c,
@@ -170,6 +180,20 @@ void uvt_stream_reset(struct uvt_stream *s);
 /* After hooks->done (or failed) and once the local handles are closed. */
 void uvt_stream_free(struct uvt_stream *s);
 
-uint64_t uvt_now_ms(uv_loop_t *loop);
+void *uvt_stream_user(const struct uvt_stream *s);
+/* Closed cleanly: a FIN each way. */
+bool uvt_stream_finished(const struct uvt_stream *s);
+/* Reset, by either side or refused. */
+bool uvt_stream_was_reset(const struct uvt_stream *s);
+/* Its tunnel ended under it. */
+bool uvt_stream_lost(const struct uvt_stream *s);
+/* Reset or lost while relaying, before the peer's FIN was passed on: the
+ * local end did not get the whole stream. */
+bool uvt_stream_cut_short(const struct uvt_stream *s);
+/* Still known to the session (not yet closed, reset or lost). */
+bool uvt_stream_live(const struct uvt_stream *s);
+bool uvt_stream_relaying(const struct uvt_stream *s);
+/* Bytes in local writes not yet completed. */
+size_t uvt_stream_out_inflight(const struct uvt_stream *s);
 
 #endif

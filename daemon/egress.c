@@ -140,10 +140,7 @@ static void egress_handle_closed(uv_handle_t *h)
  * them. */
 static bool cut_short(const struct egress *e)
 {
-	const struct uvt_stream *s = e->stream;
-
-	return e->state == RELAYING && (s->failed || s->conn_lost) &&
-	       (!s->peer_fin || s->out_inflight);
+	return e->state == RELAYING && uvt_stream_cut_short(e->stream);
 }
 
 static void egress_close_handles(struct egress *e)
@@ -164,7 +161,7 @@ static void egress_close_handles(struct egress *e)
 /* The stream is over (relayed to its end, reset, or its session ended). */
 static void egress_done(struct uvt_stream *s)
 {
-	struct egress *e = s->user;
+	struct egress *e = uvt_stream_user(s);
 
 	e->stream_gone = true;
 	egress_close_handles(e);
@@ -270,7 +267,7 @@ static void connect_timeout(uv_timer_t *timer)
 /* The 3-byte request, then nothing until the connect is done. */
 static size_t egress_preamble(struct uvt_stream *s, const uint8_t *p, size_t n)
 {
-	struct egress *e = s->user;
+	struct egress *e = uvt_stream_user(s);
 	size_t take;
 
 	switch (e->state) {
@@ -371,7 +368,7 @@ struct uvt_stream *egress_accept(struct tsession *t, uint32_t id)
 	if (!e)
 		return NULL;
 	e->t = t;
-	e->stream = uvt_stream_new(&t->conn, id, &egress_hooks, e);
+	e->stream = uvt_stream_new(t->conn, id, &egress_hooks, e);
 	if (!e->stream) {
 		free(e);
 		return NULL;

@@ -31,11 +31,10 @@ static uint64_t realtime_ms(void)
 static void peer_of(struct tsession *t)
 {
 	struct sockaddr_storage sa;
-	int sl = sizeof(sa);
 
 	snprintf(t->src, sizeof(t->src), "?");
 	memset(&t->source, 0, sizeof(t->source));
-	if (uv_tcp_getpeername(&t->conn.tcp, (struct sockaddr *)&sa, &sl) != 0)
+	if (!uvt_conn_peer(t->conn, &sa))
 		return;
 	source_key_of(&sa, &t->source);
 	addr_format(t->src, sizeof(t->src), &sa);
@@ -54,7 +53,7 @@ static void log_session(int prio, const char *event, struct tsession *t,
 	const char *fields[8];
 	size_t n = 0;
 	bool est = t->confirmed;
-	uint64_t ms = uv_now(t->d->loop) - t->started_ms;
+	uint64_t ms = uv_now(t->d->loop) - t->started_ms, in = 0, out = 0;
 
 	if (t->client_name[0]) {
 		snprintf(f_client, sizeof(f_client), "%s=%s",
@@ -69,10 +68,11 @@ static void log_session(int prio, const char *event, struct tsession *t,
 		fields[n++] = f_reason;
 	}
 	if (est) {
+		uvt_conn_bytes(t->conn, &in, &out);
 		snprintf(f_in, sizeof(f_in), "POSTERN_BYTES_IN=%llu",
-			 (unsigned long long)t->conn.bytes_in);
+			 (unsigned long long)in);
 		snprintf(f_out, sizeof(f_out), "POSTERN_BYTES_OUT=%llu",
-			 (unsigned long long)t->conn.bytes_out);
+			 (unsigned long long)out);
 		snprintf(f_dur, sizeof(f_dur), "POSTERN_DURATION_MS=%llu",
 			 (unsigned long long)ms);
 		fields[n++] = f_in;
@@ -170,10 +170,12 @@ void tsession_stream_freed(struct tsession *t)
 	session_maybe_free(t);
 }
 
+/* The connection is gone, from the handshake as from a session. */
 static void session_freed(struct uvt_conn *c)
 {
-	struct tsession *t = (struct tsession *)c;
+	struct tsession *t = uvt_conn_user(c);
 
+	t->conn = NULL;
 	t->timer.data = t;
 	uv_close((uv_handle_t *)&t->timer, timer_closed);
 }
@@ -190,13 +192,15 @@ static void log_unconfirmed(struct tsession *t, const char *what)
 
 static void session_ended(struct uvt_conn *c, const char *error)
 {
-	struct tsession *t = (struct tsession *)c;
+	struct tsession *t = uvt_conn_user(c);
 	struct tunneld *d = t->d;
 	enum tsession_state was = t->state;
+	uint64_t in, out;
 	char msg[384];
 
-	d->n.bytes_in += c->bytes_in;
-	d->n.bytes_out += c->bytes_out;
+	uvt_conn_bytes(c, &in, &out);
+	d->n.bytes_in += in;
+	d->n.bytes_out += out;
 	t->state = TS_CLOSING;
 	if (was == TS_UNCONFIRMED) {
 		pending_remove(d, t);
@@ -210,8 +214,8 @@ static void session_ended(struct uvt_conn *c, const char *error)
 	d->established--;
 	egress_flush_logs(t, true);
 	snprintf(msg, sizeof(msg), "closed: %llu bytes in, %llu out, %llu ms, "
-		 "%u streams%s%s", (unsigned long long)c->bytes_in,
-		 (unsigned long long)c->bytes_out,
+		 "%u streams%s%s", (unsigned long long)in,
+		 (unsigned long long)out,
 		 (unsigned long long)(uv_now(d->loop) - t->started_ms),
 		 t->streams, error ? ": " : "", error ? error : "");
 	log_session(error ? LOG_WARNING : LOG_INFO, "tunnel_close", t,
@@ -243,7 +247,7 @@ static unsigned int sessions_of_key(const struct tunneld *d, const uint8_t *pub)
 /* The client's first transport message decrypted: it holds the keys. */
 static bool session_authenticated(struct uvt_conn *c)
 {
-	struct tsession *t = (struct tsession *)c;
+	struct tsession *t = uvt_conn_user(c);
 	struct tunneld *d = t->d;
 	const struct client_entry *e;
 	char msg[128];
@@ -284,7 +288,7 @@ static bool session_authenticated(struct uvt_conn *c)
 
 static struct uvt_stream *session_accept(struct uvt_conn *c, uint32_t id)
 {
-	struct tsession *t = (struct tsession *)c;
+	struct tsession *t = uvt_conn_user(c);
 
 	if (t->d->draining || t->state != TS_ESTABLISHED)
 		return NULL;
@@ -296,23 +300,8 @@ static struct uvt_stream *session_accept(struct uvt_conn *c, uint32_t id)
 	return egress_accept(t, id);
 }
 
-static const struct uvt_conn_hooks session_hooks = {
-	.authenticated = session_authenticated,
-	.accept = session_accept,
-	.ended = session_ended,
-	.freed = session_freed,
-};
-
-/* Handshake phase. The connection's handles are the uvt_conn's tcp plus
- * our timer; until the session starts, closing is ours to do. */
-
-static void handshake_closed(uv_handle_t *h)
-{
-	struct tsession *t = h->data;
-
-	if (--t->conn.handles_open == 0)
-		unlink_and_free(t);
-}
+/* Handshake phase. Until the session starts, what goes wrong is logged
+ * here and the connection closed without a word; freed follows. */
 
 static void handshake_fail(struct tsession *t, const char *reason, const char *what)
 {
@@ -330,14 +319,7 @@ static void handshake_fail(struct tsession *t, const char *reason, const char *w
 			log_limited(LOG_WARNING, "tunnel_refused", t, reason, msg);
 		}
 	}
-	tunnel_handshake_free(&t->hs);
-	free(t->reader);
-	t->reader = NULL;
-	t->conn.handles_open = 2;
-	t->timer.data = t;
-	t->conn.tcp.data = t;
-	uv_close((uv_handle_t *)&t->timer, handshake_closed);
-	uv_close((uv_handle_t *)&t->conn.tcp, handshake_closed);
+	uvt_conn_abort(t->conn, NULL);
 }
 
 /* Handshake timeout, then the client's expiry. */
@@ -357,7 +339,7 @@ static void on_timer(uv_timer_t *timer)
 			 "within %u s", handshake_s(t));
 		log_unconfirmed(t, what);
 		t->quiet = true;
-		uvt_conn_abort(&t->conn, NULL);
+		uvt_conn_abort(t->conn, NULL);
 		break;
 	case TS_ESTABLISHED:
 		if (!tsession_expired(t)) {
@@ -366,7 +348,7 @@ static void on_timer(uv_timer_t *timer)
 		}
 		log_session(LOG_NOTICE, "tunnel_expired", t, "expired",
 			    "closing: the client's key expired");
-		uvt_conn_close(&t->conn);
+		uvt_conn_close(t->conn);
 		break;
 	case TS_CLOSING:
 		break;
@@ -380,17 +362,6 @@ static void ports_of(const struct tunneld *d, uint16_t *ports, size_t *n)
 	memcpy(ports, d->cfg->tunnel.egress, *n * sizeof(*ports));
 }
 
-struct hello_write {
-	uv_write_t req;
-	uint8_t data[TUNNEL_LEN_PREFIX + TUNNEL_HANDSHAKE_MAX];
-};
-
-static void hello_written(uv_write_t *req, int status)
-{
-	(void)status;	/* a failed write shows up as a read error */
-	free(req);
-}
-
 static struct yamux_config session_config(const struct tunneld *d)
 {
 	struct yamux_config cfg = yamux_config_default(false);
@@ -402,62 +373,27 @@ static struct yamux_config session_config(const struct tunneld *d)
 	return cfg;
 }
 
-/* Message 1 checks out: answer, and wait for the client to prove it. */
-static void start_session(struct tsession *t, size_t msg1_len,
-			  const uint8_t *rest, size_t rest_len)
+static void session_keys(struct uvt_conn *c, struct uvt_keys *k)
 {
-	struct tunneld *d = t->d;
-	struct yamux_config cfg = session_config(d);
-	struct tunnel_transport tr;
-	struct hello_write *w = malloc(sizeof(*w));
-	uint16_t ports[TUNNEL_MAX_PORTS];
-	size_t n_ports, out_len = w ? sizeof(w->data) : 0;
-	uv_buf_t b;
+	const struct tsession *t = uvt_conn_user(c);
 
-	ports_of(d, ports, &n_ports);
-	if (!w || tunnel_server_accept(&t->hs, ports, n_ports, realtime_ms(),
-				       w->data, &out_len, &tr) != TUNNEL_OK) {
-		free(w);
-		handshake_fail(t, "internal", "cannot write message 2");
-		return;
-	}
-	b = uv_buf_init((char *)w->data, (unsigned int)out_len);
-	uv_write(&w->req, (uv_stream_t *)&t->conn.tcp, &b, 1, hello_written);
-
-	uv_read_stop((uv_stream_t *)&t->conn.tcp);
-	free(t->reader);
-	t->reader = NULL;
-	t->state = TS_UNCONFIRMED;
-	t->started = true;
-	t->conn.bytes_in = TUNNEL_LEN_PREFIX + msg1_len;
-	t->conn.bytes_out = out_len;
-	/* The handshake timer runs on: the client has what is left of
-	 * handshake_timeout to send a transport message. */
-	if (!uvt_conn_start(&t->conn, d->loop, &tr, &cfg, &session_hooks, t,
-			    rest, rest_len)) {
-		log_msg(LOG_ERR, "out of memory starting a session");
-		tunnel_transport_free(&tr);
-		t->started = false;
-		t->state = TS_HELLO;
-		handshake_fail(t, "internal", NULL);
-	}
+	/* The keys of now: a reload may have replaced them since accept. */
+	k->key = &t->d->keys->key;
+	k->psk = t->d->keys->psk;
+	k->ss = dh_cache_source(t->d->dh);
 }
 
-/* Message 1 read: is the key one of ours, and not expired? */
-static void handshake_message(struct tsession *t, const uint8_t *msg, size_t len,
-			      const uint8_t *rest, size_t rest_len)
+/* Message 1 read: is the key one of ours, and not expired? Then answer,
+ * and wait for the client to prove it. */
+static bool session_hello(struct uvt_conn *c, const uint8_t client_pub[KEY_LEN],
+			  struct uvt_reply *reply)
 {
+	struct tsession *t = uvt_conn_user(c);
 	struct tunneld *d = t->d;
 	const struct client_entry *e;
 	char key[KEY_B64_LEN + 1], what[128];
 
-	if (tunnel_server_read_hello(&t->hs, &d->keys->key, d->keys->psk,
-				     dh_cache_source(d->dh),
-				     msg, len, t->client_pub) != TUNNEL_OK) {
-		handshake_fail(t, "handshake", "message 1 did not authenticate "
-			       "(made for another server key?)");
-		return;
-	}
+	memcpy(t->client_pub, client_pub, KEY_LEN);
 	e = server_config_find_client(d->cfg, t->client_pub);
 	if (!e) {
 		/* A public key, not a secret: the admin needs it to add
@@ -465,60 +401,66 @@ static void handshake_message(struct tsession *t, const uint8_t *msg, size_t len
 		key_to_base64(key, t->client_pub);
 		snprintf(what, sizeof(what), "unknown client key %s", key);
 		handshake_fail(t, "unknown_key", what);
-		return;
+		return false;
 	}
 	snprintf(t->client_name, sizeof(t->client_name), "%s", e->name);
 	if (client_expired(e, (int64_t)(realtime_ms() / 1000))) {
 		handshake_fail(t, "expired", "client expired");
-		return;
+		return false;
 	}
-	start_session(t, len, rest, rest_len);
+	ports_of(d, reply->ports, &reply->n_ports);
+	reply->cfg = session_config(d);
+	/* The handshake timer runs on: the client has what is left of
+	 * handshake_timeout to send a transport message. */
+	t->state = TS_UNCONFIRMED;
+	return true;
 }
 
-static void handshake_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static void session_hs_failed(struct uvt_conn *c, enum uvt_hs_error e,
+			      const char *detail)
 {
-	(void)h;
-	(void)hint;
-	*buf = uvt_read_buf();
-}
+	struct tsession *t = uvt_conn_user(c);
 
-static void handshake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
-{
-	struct tsession *t = st->data;
-	const uint8_t *in = (const uint8_t *)buf->base, *msg;
-	size_t in_len = n > 0 ? (size_t)n : 0, len;
-	enum tunnel_error e;
-
-	if (n == 0)
-		return;
-	if (n < 0) {
-		handshake_fail(t, "eof", n == UV_EOF ? NULL : uv_strerror((int)n));
-		return;
-	}
-	e = tunnel_read(t->reader, &in, &in_len, &msg, &len);
-	if (e == TUNNEL_AGAIN)
-		return;
-	if (e != TUNNEL_OK) {
+	switch (e) {
+	case UVT_HS_CLOSED:
+	case UVT_HS_CUT:
+	case UVT_HS_IO:
+		handshake_fail(t, "eof", detail);
+		break;
+	case UVT_HS_PROTO:
 		handshake_fail(t, "frame", "malformed message 1");
-		return;
+		break;
+	case UVT_HS_AUTH:
+		handshake_fail(t, "handshake", "message 1 did not authenticate "
+			       "(made for another server key?)");
+		break;
+	case UVT_HS_INTERNAL:
+		handshake_fail(t, "internal", detail);
+		break;
 	}
-	handshake_message(t, msg, len, in, in_len);
 }
+
+static const struct uvt_conn_hooks session_hooks = {
+	.keys = session_keys,
+	.hello = session_hello,
+	.hs_failed = session_hs_failed,
+	.authenticated = session_authenticated,
+	.accept = session_accept,
+	.ended = session_ended,
+	.freed = session_freed,
+};
 
 void tsession_accept(struct tunneld *d, uv_stream_t *listener)
 {
 	struct tsession *t = calloc(1, sizeof(*t));
-	uv_tcp_t *tcp;
 
 	if (!t) {
 		log_msg(LOG_ERR, "out of memory accepting a connection");
 		return;
 	}
-	tcp = &t->conn.tcp;
-	uv_tcp_init(d->loop, tcp);
-	tcp->data = t;
-	if (uv_accept(listener, (uv_stream_t *)tcp) != 0) {
-		uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+	t->conn = uvt_conn_accept(d->loop, listener, &session_hooks, t);
+	if (!t->conn) {
+		free(t);
 		return;
 	}
 	t->d = d;
@@ -536,17 +478,12 @@ void tsession_accept(struct tunneld *d, uv_stream_t *listener)
 	t->timer.data = t;
 	/* Past a cap, the oldest pending handshake goes, not this one. */
 	pending_admit(d, t);
-	t->reader = d->draining ? NULL : malloc(sizeof(*t->reader));
-	if (!t->reader) {
-		t->quiet = d->draining;
-		handshake_fail(t, "internal", "out of memory");
+	if (d->draining) {
+		t->quiet = true;
+		handshake_fail(t, "closed", NULL);
 		return;
 	}
-	tunnel_reader_init(t->reader, TUNNEL_EXPECT_MSG1);
-	uv_tcp_nodelay(tcp, 1);
-	uv_tcp_keepalive(tcp, 1, 60);
 	uv_timer_start(&t->timer, on_timer, (uint64_t)handshake_s(t) * 1000, 0);
-	uv_read_start((uv_stream_t *)tcp, handshake_alloc, handshake_read);
 }
 
 void tsession_evict(struct tsession *t, const char *reason)
@@ -570,10 +507,10 @@ void tsession_close(struct tsession *t, const char *why)
 		break;
 	case TS_UNCONFIRMED:
 		t->quiet = true;
-		uvt_conn_abort(&t->conn, why);
+		uvt_conn_abort(t->conn, why);
 		break;
 	case TS_ESTABLISHED:
-		uvt_conn_close(&t->conn);
+		uvt_conn_close(t->conn);
 		break;
 	case TS_CLOSING:
 		break;
@@ -590,14 +527,14 @@ void tsession_recheck(struct tsession *t)
 	if (!e) {
 		log_session(LOG_NOTICE, "tunnel_revoked", t, "client removed",
 			    "closing: client removed");
-		uvt_conn_close(&t->conn);
+		uvt_conn_close(t->conn);
 		return;
 	}
 	t->expires_at = e->expires_at;
 	if (tsession_expired(t)) {
 		log_session(LOG_NOTICE, "tunnel_expired", t, "expired",
 			    "closing: the client's key expired");
-		uvt_conn_close(&t->conn);
+		uvt_conn_close(t->conn);
 		return;
 	}
 	arm_expiry(t);

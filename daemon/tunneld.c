@@ -207,10 +207,8 @@ static void drain(struct tunneld *d, uv_timer_t *drain_timer)
 		next = t->next;
 		if (t->state != TS_ESTABLISHED)
 			tsession_close(t, "shutting down");
-		else if (!t->conn.ended) {
-			yamux_goaway(t->conn.sess->mux, YAMUX_GOAWAY_NORMAL);
-			uvt_conn_flush(&t->conn);
-		}
+		else
+			uvt_conn_goaway(t->conn);
 	}
 	uv_timer_start(drain_timer, on_drained, DRAIN_TIMEOUT_MS, 0);
 }

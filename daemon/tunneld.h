@@ -68,16 +68,13 @@ struct source_key {
 
 /* A TCP connection: first the handshake, then an established session. */
 struct tsession {
-	struct uvt_conn conn;		/* first: its tcp is the socket */
+	struct uvt_conn *conn;		/* until its freed hook */
 	struct tunneld *d;
 	struct tsession *next, **pprev;
 	struct tsession *pending_next, *pending_prev;
 	enum tsession_state state;
-	bool started;			/* conn runs a session */
 	bool confirmed;			/* reached TS_ESTABLISHED */
 	bool quiet;			/* closed for a cap: counted, not logged */
-	struct tunnel_reader *reader;	/* during TS_HELLO only */
-	struct tunnel_handshake hs;
 	uv_timer_t timer;		/* handshake timeout, then expiry */
 	uint8_t client_pub[KEY_LEN];
 	char client_name[65];		/* claimed until TS_ESTABLISHED */
@@ -87,7 +84,7 @@ struct tsession {
 	uint64_t started_ms;
 	unsigned int streams;
 	unsigned int open_streams;	/* egress not yet freed: t outlives them */
-	bool conn_closed;		/* the uvt_conn's handles and the timer */
+	bool conn_closed;		/* the uvt_conn freed, and the timer closed */
 	bool streams_capped_logged, stream_timeout_logged;
 	struct log_throttle stream_log;	/* over stream_log_slots */
 	struct log_throttle_slot stream_log_slots[TSESSION_STREAM_LOGS];
