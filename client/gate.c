@@ -86,12 +86,14 @@ static struct gate_action abandon(struct attempt *a)
 	return act(GATE_ABANDON, a->id);
 }
 
-/* The n-th attempt after a knock starts 2^(n+1) − 2 ms after it. */
+/* The n-th attempt after a knock starts 2^(n−1) ms after it (the first
+ * with it): the server adds us within a millisecond or two of the knock,
+ * so the attempt that gets in is one of the first few. */
 static uint64_t burst_time(const struct gate *g)
 {
 	if (g->burst >= GATE_BURST)
 		return GATE_NEVER;
-	return g->knock_ms + (2ull << g->burst) - 2;
+	return g->knock_ms + (g->burst ? 1ull << (g->burst - 1) : 0);
 }
 
 static struct gate_action knock(struct gate *g, uint64_t now)

@@ -12,7 +12,7 @@
  *   first and knock only if no answer comes within probe_ms. A closed
  *   gate drops the SYN without a word, so waiting to find out costs every
  *   setup that time.
- * - After each knock, new connect attempts at 0, 2, 6, 14, … 254 ms: the
+ * - After each knock, new connect attempts at 0, 1, 2, 4, … 256 ms: the
  *   first SYN may beat the server's set update, and TCP would send it
  *   again only after a second. Every attempt is kept until one connects
  *   or time is up, since on a slow link any of them may be the one that
@@ -30,8 +30,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define GATE_ATTEMPTS 8			/* connects in flight at most */
-#define GATE_BURST 8			/* new attempts after each knock */
+#define GATE_ATTEMPTS 10		/* connects in flight at most */
+#define GATE_BURST 10			/* new attempts after each knock */
 #define GATE_REKNOCK_MS 1000		/* first re-knock, then doubled … */
 #define GATE_REKNOCK_MAX_MS 4000	/* … up to this */
 #define GATE_RETRY_MS 250		/* after errors, with nothing in flight */

@@ -270,12 +270,14 @@ static void tc_up(struct tclient *tc)
 	if (tc->knocked) {
 		p->open_until = uv_now(p->loop) + POOL_OPEN_BELIEVED_MS;
 		p->connect_ms = tc->gate_connect_ms;
-		gate_memo_put(p->server, tc->gate_connect_ms);
 	}
 	warn_skew(p, tc->skew_ms);
 	plog(p, "tunnel up (%s, %llu ms)", tc->knocked ? "knocked" : "gate was open",
 	     (unsigned long long)tc->connect_ms);
 	dispatch(p);
+	/* After the waiting streams are on their way: a file write. */
+	if (tc->knocked)
+		gate_memo_put(p->server, tc->gate_connect_ms);
 }
 
 /* 100 ms doubling to 10 s, each drawn from [d/2, d]: clients that lost

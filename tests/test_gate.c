@@ -62,40 +62,40 @@ static void knocks_with_the_first_connect(void **state)
 	assert_int_equal(a.attempt, 1);
 	a = gate_next(g, T0);
 	assert_int_equal(a.what, GATE_WAIT);
-	assert_int_equal(a.deadline, T0 + 2);
+	assert_int_equal(a.deadline, T0 + 1);
 	gate_free(g);
 }
 
-/* Attempts at 0, 2, 6, … 254 ms after a knock, none later until the
+/* Attempts at 0, 1, 2, 4, … 256 ms after a knock, none later until the
  * next knock; knocks at 0, 1, 3, 7 s (then every 4 s). */
 static void schedule(void **state)
 {
-	static const uint64_t at[] = { 0, 2, 6, 14, 30, 62, 126, 254 };
+	static const uint64_t at[] = { 0, 1, 2, 4, 8, 16, 32, 64, 128, 256 };
 	struct gate *g = gate_new(&knock_now, T0);
 	struct log log = { 0 };
 
 	(void)state;
-	for (size_t i = 0; i < 8; i++) {
+	for (size_t i = 0; i < GATE_BURST; i++) {
 		run(g, T0 + at[i], &log);
 		assert_int_equal(log.connects, i + 1);
-		assert_int_equal(log.deadline, i < 7 ? T0 + at[i + 1] : T0 + 1000);
+		assert_int_equal(log.deadline, i < GATE_BURST - 1 ? T0 + at[i + 1] : T0 + 1000);
 	}
 	assert_int_equal(log.knocks, 1);
 	run(g, T0 + 999, &log);
 	assert_int_equal(log.knocks, 1);
 	run(g, T0 + 1000, &log);
 	assert_int_equal(log.knocks, 2);
-	/* The cap: the 9th attempt takes the place of the oldest. */
-	assert_int_equal(log.connects, 9);
+	/* The cap: the 11th attempt takes the place of the oldest. */
+	assert_int_equal(log.connects, GATE_BURST + 1);
 	assert_int_equal(log.abandons, 1);
 	assert_int_equal(log.last_abandon, 1);
-	assert_int_equal(log.deadline, T0 + 1002);
+	assert_int_equal(log.deadline, T0 + 1001);
 	run(g, T0 + 2999, &log);
 	assert_int_equal(log.knocks, 2);
 	run(g, T0 + 3000, &log);
 	run(g, T0 + 7000, &log);
 	assert_int_equal(log.knocks, 4);
-	assert_int_equal(log.deadline, T0 + 7002);
+	assert_int_equal(log.deadline, T0 + 7001);
 	run(g, T0 + 9999, &log);
 	assert_int_equal(log.knocks, 4);	/* the next would be at 11 s */
 	assert_false(log.failed);
@@ -124,8 +124,8 @@ static void the_first_connect_wins(void **state)
 
 	(void)state;
 	run(g, T0, &log);
+	run(g, T0 + 1, &log);
 	run(g, T0 + 2, &log);
-	run(g, T0 + 6, &log);
 	assert_int_equal(log.connects, 3);
 	assert_true(gate_connected(g, 2, T0 + 40));
 	assert_false(gate_connected(g, 3, T0 + 41));	/* too late */
@@ -133,7 +133,7 @@ static void the_first_connect_wins(void **state)
 	assert_int_equal(log.abandons, 2);		/* 1 and 3 */
 	assert_int_equal(log.opened, 2);
 	assert_int_equal(log.deadline, GATE_NEVER);
-	assert_int_equal(gate_connect_ms(g), 38);
+	assert_int_equal(gate_connect_ms(g), 39);
 	assert_int_equal(gate_knocks(g), 1);
 	run(g, T0 + 20000, &log);			/* done: no time-out */
 	assert_false(log.failed);
@@ -147,7 +147,7 @@ static void a_reset_is_the_answer(void **state)
 
 	(void)state;
 	run(g, T0, &log);
-	run(g, T0 + 2, &log);
+	run(g, T0 + 1, &log);
 	gate_connect_failed(g, 1, ECONNREFUSED, T0 + 3);
 	run(g, T0 + 3, &log);
 	assert_true(log.failed);
@@ -190,7 +190,7 @@ static void errors_do_not_spin(void **state)
 	assert_true(log.failed);
 	assert_int_equal(log.failure, GATE_TIMED_OUT);
 	assert_int_equal(gate_last_error(g), EHOSTUNREACH);
-	/* 4 bursts of 8, plus one every 250 ms between them at most */
+	/* 4 bursts, plus one every 250 ms between them at most */
 	assert_true(log.connects <= 4 * GATE_BURST + 10000 / GATE_RETRY_MS);
 	assert_true(log.connects >= 4 * GATE_BURST);
 	gate_free(g);
@@ -314,7 +314,8 @@ static uint64_t over_link(struct link *l, struct gate_params p)
 }
 
 /* No loss: the first SYN beats the gate by a millisecond; the next
- * attempt, 2 ms later, is answered one round trip after it left. */
+ * attempt, 1 ms later, arrives as the gate opens and is answered one
+ * round trip after it left. */
 static void opens_at_any_round_trip(void **state)
 {
 	static const uint64_t rtts[] = { 2, 20, 100, 330, 520, 1000 };
@@ -323,7 +324,7 @@ static void opens_at_any_round_trip(void **state)
 	for (size_t i = 0; i < sizeof(rtts) / sizeof(rtts[0]); i++) {
 		struct link l = { .rtt = rtts[i] };
 
-		assert_int_equal(over_link(&l, knock_now), 2 + rtts[i]);
+		assert_int_equal(over_link(&l, knock_now), 1 + rtts[i]);
 	}
 }
 
