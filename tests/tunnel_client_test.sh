@@ -109,6 +109,18 @@ check "a pipe that remembers an open gate, now shut, knocks and gets through" ba
 	[ -s "$TMP/postern/gate-web1" ] || { echo "no memo"; exit 1; }
 	out=$(echo shut | in_client "$POSTERN" -c client.conf pipe web1 $EPORT); rc=$?
 	echo "$out"; [ $rc -eq 0 ] && [ "$out" = shut ] && [ "$(knocks)" -eq 2 ]'
+# A memo that is garbage, names another address, or is stamped in the
+# future is a hint at worst: each pipe still knocks and gets through.
+in_server nft flush set inet postern allow4
+check "a garbage, foreign or future memo: each pipe knocks and gets through" bash -c '
+	for memo in "garbage" "203.0.113.9 $TPORT $(date +%s)000 1" \
+		    "$SERVER4 $TPORT 99999999999999 1"; do
+		echo "$memo" > "$TMP/postern/gate-web1"
+		out=$(echo forged | in_client "$POSTERN" -c client.conf pipe web1 $EPORT) || exit 1
+		[ "$out" = forged ] || exit 1
+		in_server nft flush set inet postern allow4
+	done
+	[ "$(knocks)" -eq 5 ]'
 
 head -c $((8 << 20)) /dev/urandom > big
 check "8 MiB from a regular file to a regular file (bridged) arrive intact" bash -c '
