@@ -44,9 +44,12 @@ struct yamux_stream {
 	uint32_t unconsumed;	/* delivered, not yet yamux_consumed() */
 	uint32_t recv_size;	/* the window we keep open; grows */
 	uint32_t credited;	/* credit sent since window_epoch_ms */
-	uint64_t credit_ms;	/* when the last window update went out */
-	uint64_t data_rtt_ms;	/* credit to the data that used it */
-	bool awaiting_data;	/* credit sent, no data since */
+	uint64_t credit_ms;	/* when the sampled window update went out */
+	uint64_t data_rtt_ms;	/* credit to the first data it allowed */
+	uint64_t received;	/* data bytes so far (wraps harmlessly) */
+	uint64_t edge;		/* received may pass this only with the
+				 * sampled credit: the data beyond it */
+	bool awaiting_data;	/* a credit sampled, its data not yet in */
 	uint64_t window_epoch_ms;	/* start of this window's worth */
 	void *user;
 };
@@ -379,11 +382,15 @@ static struct yamux_stream *app_stream(const struct yamux_session *s,
  * in bursts credits half a window in no time, but a whole one only as
  * slowly as it reads. The round trip is the smaller of two: the ping's,
  * which the peer sets by when it answers (answer late, and every window
- * looks fast), and the time from our last credit to the first data that
- * came after it. A sender the window limits sends as soon as credit
- * comes, so the second is the true round trip; a peer that sends at its
- * own pace, whatever its pings say, does not make the window grow.
- * Without a ping round trip measured yet, no growth. Returns the bytes
+ * looks fast), and the
+ * time from a credit to the first data beyond what the peer could send
+ * without it (not merely the next data: that was on its way already). A
+ * sender the window limits sends as soon as credit comes, so that second
+ * round trip is the path's and a window goes through in about one of
+ * them; a peer that sends at its own pace reaches the edge only after
+ * half a window's time, and needs two for a whole one: under 1.5 round
+ * trips is "fast", so it does not make the window grow.
+ * Without both round trips measured yet, no growth. Returns the bytes
  * the window grew by.
  */
 static uint32_t grow_window(struct yamux_session *s, struct yamux_stream *st,
@@ -401,8 +408,8 @@ static uint32_t grow_window(struct yamux_session *s, struct yamux_stream *st,
 		rtt = st->data_rtt_ms;
 	/* RTT is measured in whole ms: on a link faster than that it reads
 	 * 0, which must not mean "never fast". */
-	fast = s->rtt_ms != RTT_UNKNOWN &&
-	       elapsed(s->now_ms, st->window_epoch_ms) < 2 * (rtt ? rtt : 1);
+	fast = s->rtt_ms != RTT_UNKNOWN && st->data_rtt_ms != RTT_UNKNOWN &&
+	       2 * elapsed(s->now_ms, st->window_epoch_ms) < 3 * (rtt ? rtt : 1);
 	if (fast && old < s->cfg.max_window)
 		st->recv_size = old > s->cfg.max_window / 2 ? s->cfg.max_window
 							    : 2 * old;
@@ -429,9 +436,15 @@ static void credit_window(struct yamux_session *s, struct yamux_stream *st)
 		return;
 	credit += grow_window(s, st, credit);
 	if (queue_control(s, YAMUX_WINDOW_UPDATE, 0, st->id, credit)) {
+		/* One sample at a time: the data beyond what the peer was
+		 * allowed before this credit was sent after the credit reached
+		 * it, however much older data is still on the way. */
+		if (!st->awaiting_data) {
+			st->edge = st->received + st->recv_window;
+			st->credit_ms = s->now_ms;
+			st->awaiting_data = true;
+		}
 		st->recv_window += credit;
-		st->credit_ms = s->now_ms;
-		st->awaiting_data = true;
 	}
 }
 
@@ -762,7 +775,8 @@ static void deliver(struct yamux_session *s, struct yamux_stream *st,
 {
 	/* n fits: the frame's length was checked against recv_window. */
 	st->recv_window -= (uint32_t)n;
-	if (st->awaiting_data) {
+	st->received += n;
+	if (st->awaiting_data && st->received > st->edge) {
 		st->awaiting_data = false;
 		st->data_rtt_ms = elapsed(s->now_ms, st->credit_ms);
 	}

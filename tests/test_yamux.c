@@ -831,6 +831,79 @@ static void window_stays_for_a_late_ping_answer(void **state)
 	assert_int_equal(widest, 256 * KIB);
 }
 
+/* A link with delay: what each side writes arrives one_way ms later. */
+struct delayed {
+	uint64_t due;
+	size_t len;
+	uint8_t *data;
+};
+
+static size_t delay_take(struct peer *from, struct delayed *q, size_t n,
+			 uint64_t one_way)
+{
+	const uint8_t *p;
+	size_t len;
+
+	while ((len = yamux_output_peek(from->s, &p)) > 0) {
+		assert_true(n < 8192);
+		q[n].due = now + one_way;
+		q[n].len = len;
+		q[n].data = malloc(len);
+		assert_non_null(q[n].data);
+		memcpy(q[n].data, p, len);
+		yamux_output_consume(from->s, len);
+		n++;
+	}
+	return n;
+}
+
+static size_t delay_give(struct peer *to, struct delayed *q, size_t *head,
+			 size_t n)
+{
+	for (; *head < n && q[*head].due <= now; (*head)++) {
+		assert_int_equal(yamux_input(to->s, q[*head].data, q[*head].len, now), 0);
+		free(q[*head].data);
+	}
+	return n;
+}
+
+/* A sender the window limits, over 50 ms each way: credit goes out at
+ * half a window, so data is still arriving when it leaves; the round trip
+ * that counts is the one to the data beyond the old window's edge, and
+ * the window grows (it stayed at 256 KiB when the next data after a
+ * credit was taken for its answer). */
+static void window_grows_over_a_long_link(void **state)
+{
+	struct yamux_config c = roomy(true), s = roomy(false);
+	static struct delayed up[8192], down[8192];
+	static uint8_t chunk[64 * KIB];
+	size_t nu = 0, hu = 0, nd = 0, hd = 0, widest = 0;
+	uint32_t id;
+
+	(void)state;
+	start_pair(&c, &s);
+	measure_rtt(100);
+	id = open_accepted();
+	for (int ms = 0; ms < 3000; ms++) {
+		size_t w = yamux_writable(client.s, id);
+
+		if (w > widest)
+			widest = w;
+		while (yamux_writable(client.s, id) > 0)
+			assert_true(yamux_write(client.s, id, chunk, sizeof(chunk)) > 0);
+		nu = delay_take(&client, up, nu, 50);
+		nd = delay_take(&server, down, nd, 50);
+		now++;
+		delay_give(&server, up, &hu, nu);
+		delay_give(&client, down, &hd, nd);
+	}
+	for (; hu < nu; hu++)
+		free(up[hu].data);
+	for (; hd < nd; hd++)
+		free(down[hd].data);
+	assert_true(widest >= 2 * MIB);
+}
+
 static void window_stays_without_rtt(void **state)
 {
 	struct yamux_config c = roomy(true), s = roomy(false);
@@ -1503,6 +1576,7 @@ int main(void)
 		cmocka_unit_test_teardown(window_stays_for_a_slow_round, teardown),
 		cmocka_unit_test_teardown(window_stays_for_a_bursty_reader, teardown),
 		cmocka_unit_test_teardown(window_stays_without_rtt, teardown),
+		cmocka_unit_test_teardown(window_grows_over_a_long_link, teardown),
 		cmocka_unit_test_teardown(window_stays_for_a_late_ping_answer, teardown),
 		cmocka_unit_test_teardown(window_overrun_across_frames, teardown),
 		cmocka_unit_test(malformed_input),
