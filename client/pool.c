@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "addr.h"
+#include "addr_watch.h"
 #include "gate_memo.h"
 #include "tunnel_client.h"
 
@@ -28,6 +33,7 @@ struct pool_stream {
 	struct pool_stream *next;	/* while waiting */
 	uint16_t port;
 	bool answered;
+	bool retried;			/* sent again after its tunnel died */
 	char err[512];
 };
 
@@ -38,6 +44,7 @@ struct pool {
 	bool log, warm, closing, closed, skew_warned;
 	struct pool_conn *conns;
 	struct pool_stream *waiting, **waiting_tail;
+	struct addr_watch *watch;	/* our local addresses going away */
 	uv_timer_t timer;		/* deferred work and backoff */
 	unsigned int failures;		/* connects failed in a row */
 	uint64_t not_before;		/* no connect before this (uv_now) */
@@ -145,11 +152,34 @@ static void conn_loss(const struct pool_stream *ps, char *buf, size_t len)
 			 ps->pool->server->name, ps->port);
 }
 
+static void requeue(struct pool *p, struct pool_stream *ps);
+
+/* A request its tunnel took down unanswered goes once more, to a fresh
+ * tunnel: the server never confirmed it, and nothing of the caller's
+ * went with it (the relay starts at the answer). */
+static bool retry_on_fresh_tunnel(struct pool_stream *ps)
+{
+	struct pool_conn *c = ps->conn;
+
+	if (ps->retried || ps->answered || !c->dead || ps->pool->closing)
+		return false;
+	ps->retried = true;
+	uvt_stream_free(ps->s);
+	ps->s = NULL;
+	ps->conn = NULL;
+	c->refs--;
+	requeue(ps->pool, ps);
+	kick(ps->pool, 0);
+	return true;
+}
+
 static void st_failed(struct uvt_stream *s)
 {
 	struct pool_stream *ps = uvt_stream_user(s);
 
 	ps->conn->active--;
+	if (!ps->err[0] && retry_on_fresh_tunnel(ps))
+		return;
 	if (ps->err[0])
 		;
 	else if (ps->conn->dead)
@@ -416,6 +446,25 @@ static void dispatch(struct pool *p)
 	maybe_connect(p);
 }
 
+/* A tunnel from an address we no longer have is dead, whatever TCP
+ * thinks: end it now, so that its streams fail (or go again) at once. */
+static void addr_gone(void *user, const struct sockaddr_storage *addr)
+{
+	struct pool *p = user;
+	struct sockaddr_storage local;
+	char host[INET6_ADDRSTRLEN] = "?", err[128];
+	const void *bytes = addr->ss_family == AF_INET ?
+		(const void *)&((const struct sockaddr_in *)addr)->sin_addr :
+		(const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr;
+
+	inet_ntop(addr->ss_family, bytes, host, sizeof(host));
+	snprintf(err, sizeof(err), "local address %s went away", host);
+	for (struct pool_conn *c = p->conns; c; c = c->next)
+		if (c->up && !c->dead && uvt_conn_local(c->tc.conn, &local) &&
+		    addr_same_host(&local, addr))
+			uvt_conn_abort(c->tc.conn, err);
+}
+
 static void close_now(struct pool *p)
 {
 	char err[256];
@@ -429,6 +478,8 @@ static void close_now(struct pool *p)
 		}
 	}
 	p->closed = true;
+	addr_watch_close(p->watch);
+	p->watch = NULL;
 	uv_close((uv_handle_t *)&p->timer, NULL);
 }
 
@@ -462,6 +513,7 @@ struct pool *pool_new(uv_loop_t *loop, const struct client_ctx *ctx,
 	p->server = server;
 	p->log = log;
 	p->waiting_tail = &p->waiting;
+	p->watch = addr_watch_new(loop, addr_gone, p);	/* NULL: unwatched */
 	/* Another run of ours knocked a moment ago: connect first. */
 	if (gate_memo_get(server, &age, &p->connect_ms) && age < POOL_OPEN_BELIEVED_MS)
 		p->open_until = uv_now(loop) + POOL_OPEN_BELIEVED_MS - age;

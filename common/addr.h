@@ -28,4 +28,8 @@ bool addr_parse(const char *text, struct sockaddr_storage *sa,
 /* The other way: "ADDR:PORT" or "[ADDR]:PORT"; "?" for another family. */
 void addr_format(char *buf, size_t len, const struct sockaddr_storage *sa);
 
+/* The same address, the port aside (IPv4 or IPv6). */
+bool addr_same_host(const struct sockaddr_storage *a,
+		    const struct sockaddr_storage *b);
+
 #endif

@@ -405,6 +405,13 @@ bool uvt_conn_peer(const struct uvt_conn *c, struct sockaddr_storage *sa)
 	return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)sa, &len) == 0;
 }
 
+bool uvt_conn_local(const struct uvt_conn *c, struct sockaddr_storage *sa)
+{
+	int len = sizeof(*sa);
+
+	return uv_tcp_getsockname(&c->tcp, (struct sockaddr *)sa, &len) == 0;
+}
+
 void uvt_conn_bytes(const struct uvt_conn *c, uint64_t *in, uint64_t *out)
 {
 	*in = c->bytes_in;

@@ -116,6 +116,8 @@ struct uvt_conn *uvt_conn_connect(uv_loop_t *loop, int fd,
 void *uvt_conn_user(const struct uvt_conn *c);
 /* The peer's address; false if the socket cannot say. */
 bool uvt_conn_peer(const struct uvt_conn *c, struct sockaddr_storage *sa);
+/* Ours. */
+bool uvt_conn_local(const struct uvt_conn *c, struct sockaddr_storage *sa);
 /* Bytes on the TCP connection, the handshake's included. */
 void uvt_conn_bytes(const struct uvt_conn *c, uint64_t *in, uint64_t *out);
 /* True while a new stream may be opened: the session runs, has no error,

@@ -100,6 +100,9 @@ struct yamux_session {
 	uint64_t ping_sent_ms;
 	uint32_t ping_value;
 	bool ping_outstanding;
+	uint64_t heard_ms;	/* when the peer's bytes last came in */
+	uint64_t waiting_ms;	/* when our oldest unanswered open went out */
+	bool waiting_unstamped;	/* an open since the clock last moved */
 
 	bool local_goaway, remote_goaway;
 	bool freeing;
@@ -329,8 +332,8 @@ static struct yamux_stream *stream_new(struct yamux_session *s, uint32_t id,
 	st->data_rtt_ms = RTT_UNKNOWN;
 	table_place(s->streams.slot, s->streams.bits, st);
 	s->streams.count++;
-	if (ours)
-		s->pending_opens++;
+	if (ours && s->pending_opens++ == 0)
+		s->waiting_unstamped = true;	/* yamux_open() has no clock */
 	return st;
 }
 
@@ -804,10 +807,60 @@ static size_t take_payload(struct yamux_session *s, const uint8_t *p,
 	return n;
 }
 
+/*
+ * A dead path. TCP retransmits for many minutes into a path that is gone
+ * (a laptop changed networks, a NAT forgot us), and the keepalive notices
+ * only after its timeout. But a stream we open is answered at once by a
+ * live peer, so silence while an open waits is a sign, and a new stream
+ * should not hang on it: answer_timeout_ms of hearing nothing at all from
+ * the peer (or four round trips, if longer) ends the session. Anything
+ * heard counts: on a slow link the ACK may queue behind the data the peer
+ * is sending us, and that data shows the path is alive.
+ */
+static void heard_from_peer(struct yamux_session *s)
+{
+	s->heard_ms = s->now_ms;
+	s->waiting_ms = s->now_ms;
+	s->waiting_unstamped = false;
+}
+
+static uint64_t answer_limit_ms(const struct yamux_session *s)
+{
+	uint64_t rtt4 = s->rtt_ms == RTT_UNKNOWN ? 0 : 4 * s->rtt_ms;
+
+	return rtt4 > s->cfg.answer_timeout_ms ? rtt4 : s->cfg.answer_timeout_ms;
+}
+
+static bool answer_awaited(const struct yamux_session *s)
+{
+	return s->cfg.answer_timeout_ms > 0 && s->pending_opens > 0;
+}
+
+/* The clock moved: an open made since starts its wait now. */
+static void stamp_wait(struct yamux_session *s)
+{
+	if (s->waiting_unstamped) {
+		s->waiting_unstamped = false;
+		s->waiting_ms = s->now_ms;
+	}
+}
+
+static uint64_t answer_deadline(const struct yamux_session *s)
+{
+	if (!answer_awaited(s))
+		return UINT64_MAX;
+	if (s->waiting_unstamped)
+		return s->now_ms;
+	return (s->waiting_ms > s->heard_ms ? s->waiting_ms : s->heard_ms) +
+	       answer_limit_ms(s);
+}
+
 int yamux_input(struct yamux_session *s, const uint8_t *p, size_t len,
 		uint64_t now_ms)
 {
 	advance_clock(s, now_ms);
+	if (len > 0)
+		heard_from_peer(s);
 	while (len > 0 && s->error == YAMUX_OK) {
 		size_t n = s->in.left > 0 ? take_payload(s, p, len)
 					  : take_header(s, p, len);
@@ -833,6 +886,9 @@ static void send_ping(struct yamux_session *s, uint64_t now_ms)
 int yamux_tick(struct yamux_session *s, uint64_t now_ms)
 {
 	advance_clock(s, now_ms);
+	stamp_wait(s);
+	if (s->error == YAMUX_OK && s->now_ms >= answer_deadline(s))
+		s->error = YAMUX_E_NO_ANSWER;
 	if (s->error != YAMUX_OK || s->cfg.keepalive_ms == 0)
 		return -(int)s->error;
 	if (s->ping_outstanding) {
@@ -844,13 +900,24 @@ int yamux_tick(struct yamux_session *s, uint64_t now_ms)
 	return -(int)s->error;
 }
 
-uint64_t yamux_next_tick(const struct yamux_session *s)
+static uint64_t keepalive_deadline(const struct yamux_session *s)
 {
-	if (s->error != YAMUX_OK || s->cfg.keepalive_ms == 0)
+	if (s->cfg.keepalive_ms == 0)
 		return UINT64_MAX;
 	if (s->ping_outstanding)
 		return s->ping_sent_ms + s->cfg.keepalive_timeout_ms;
 	return s->next_ping_ms;
+}
+
+uint64_t yamux_next_tick(const struct yamux_session *s)
+{
+	uint64_t a, k;
+
+	if (s->error != YAMUX_OK)
+		return UINT64_MAX;
+	a = answer_deadline(s);
+	k = keepalive_deadline(s);
+	return a < k ? a : k;
 }
 
 /* Session */

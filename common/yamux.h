@@ -76,6 +76,7 @@ enum yamux_error {
 	YAMUX_E_DUPLICATE,	/* SYN for a stream that is open */
 	YAMUX_E_AFTER_FIN,	/* data or a second FIN after the peer's FIN */
 	YAMUX_E_KEEPALIVE,	/* no ping response within the timeout */
+	YAMUX_E_NO_ANSWER,	/* an open waited, the peer silent, too long */
 	YAMUX_E_GOAWAY,		/* the peer went away with an error code */
 	YAMUX_E_OUTPUT,		/* output queue overflowed, or out of memory */
 	YAMUX_ERRORS		/* count */
@@ -95,12 +96,16 @@ struct yamux_config {
 	uint32_t max_pending_opens;	/* our SYNs not yet ACKed */
 	uint32_t keepalive_ms;		/* ping interval; 0: no keepalive */
 	uint32_t keepalive_timeout_ms;	/* no answer within: session dead */
+	uint32_t answer_timeout_ms;	/* an open of ours unanswered and the
+					 * peer silent this long (or 4 round
+					 * trips): session dead; 0: never */
 	size_t max_output;		/* queued bytes beyond which writes and
 					 * opens are refused */
 };
 
 /* 256 KiB initial window, 16 MiB max, 1024 streams, 256 pending opens,
- * ping every 20 s, dead after 30 s without an answer, 256 KiB output. */
+ * ping every 20 s, dead after 30 s without an answer or 6 s of silence
+ * while an open waits, 256 KiB output. */
 struct yamux_config yamux_config_default(bool is_client);
 
 /* Every callback is optional; user is yamux_new's. */

@@ -36,6 +36,7 @@ static const char *const error_names[YAMUX_ERRORS] = {
 	[YAMUX_E_DUPLICATE] = "peer opened a stream that is open",
 	[YAMUX_E_AFTER_FIN] = "data or FIN after the peer's FIN",
 	[YAMUX_E_KEEPALIVE] = "keepalive timeout",
+	[YAMUX_E_NO_ANSWER] = "no answer from the peer to a new stream",
 	[YAMUX_E_GOAWAY] = "peer went away with an error",
 	[YAMUX_E_OUTPUT] = "output queue overflow or out of memory",
 };
@@ -59,6 +60,10 @@ struct yamux_config yamux_config_default(bool is_client)
 		/* The answer may wait behind a full output queue and TCP
 		 * buffers on a slow link: be generous. */
 		.keepalive_timeout_ms = 30 * 1000,
+		/* A live peer answers an open within a round trip; TCP
+		 * retransmits two losses of it in a row within 6 s on a
+		 * 1 s path. */
+		.answer_timeout_ms = 6 * 1000,
 		.max_output = 256 * 1024,
 	};
 }

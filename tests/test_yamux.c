@@ -1155,6 +1155,76 @@ static void keepalive_timeout(void **state)
 	assert_int_equal(yamux_output_pending(client.s), 0);
 }
 
+/* An open the peer neither answers nor outtalks: the path is gone. */
+static void silent_peer_ends_a_waiting_open(void **state)
+{
+	struct yamux_config c = yamux_config_default(true);
+	uint64_t t0;
+
+	(void)state;
+	c.keepalive_ms = 0;
+	start_pair(&c, NULL);
+	assert_int_equal(yamux_next_tick(client.s), UINT64_MAX);
+	now += 60000;	/* idle a long while: the wait starts at the open */
+	assert_int_equal(yamux_open(client.s), 1);
+	assert_int_equal(yamux_tick(client.s, now), 0);
+	t0 = now;
+	assert_int_equal(yamux_next_tick(client.s), t0 + 6000);
+	assert_int_equal(yamux_tick(client.s, t0 + 5999), 0);
+	assert_int_equal(yamux_tick(client.s, t0 + 6000), -YAMUX_E_NO_ANSWER);
+	assert_int_equal(yamux_error(client.s), YAMUX_E_NO_ANSWER);
+	assert_int_equal(yamux_next_tick(client.s), UINT64_MAX);
+	assert_string_equal(yamux_strerror(YAMUX_E_NO_ANSWER),
+			    "no answer from the peer to a new stream");
+}
+
+/* Anything from the peer shows the path alive, ACK or not: on a slow
+ * link the ACK queues behind the data coming our way. */
+static void a_talking_peer_keeps_a_waiting_open(void **state)
+{
+	struct yamux_config c = yamux_config_default(true);
+	uint64_t t0;
+
+	(void)state;
+	c.keepalive_ms = 0;
+	start_pair(&c, NULL);
+	assert_int_equal(yamux_open(client.s), 1);
+	assert_int_equal(yamux_tick(client.s, now), 0);
+	t0 = now;
+	now = t0 + 5000;
+	assert_int_equal(feed_hex(&client, "00 02 0001 00000000 00000007"), 0);
+	assert_int_equal(yamux_next_tick(client.s), t0 + 11000);
+	assert_int_equal(yamux_tick(client.s, t0 + 10999), 0);
+	/* The answer ends the wait: no deadline at all. */
+	now = t0 + 10999;
+	assert_int_equal(feed_hex(&client, "00 01 0002 00000001 00000000"), 0);
+	assert_int_equal(yamux_next_tick(client.s), UINT64_MAX);
+	assert_int_equal(yamux_tick(client.s, t0 + 600000), 0);
+}
+
+/* On a long path the limit is four round trips; 0 turns it off. */
+static void a_waiting_open_gets_four_round_trips(void **state)
+{
+	struct yamux_config c = yamux_config_default(true);
+	uint64_t t0;
+
+	(void)state;
+	start_pair(NULL, NULL);
+	measure_rtt(2000);
+	assert_int_equal(yamux_open(client.s), 1);
+	assert_int_equal(yamux_tick(client.s, now), 0);
+	t0 = now;
+	assert_int_equal(yamux_tick(client.s, t0 + 7999), 0);
+	assert_int_equal(yamux_tick(client.s, t0 + 8000), -YAMUX_E_NO_ANSWER);
+	teardown(NULL);
+	c.keepalive_ms = 0;
+	c.answer_timeout_ms = 0;
+	start_pair(&c, NULL);
+	assert_int_equal(yamux_open(client.s), 1);
+	assert_int_equal(yamux_next_tick(client.s), UINT64_MAX);
+	assert_int_equal(yamux_tick(client.s, now + 600000), 0);
+}
+
 static void keepalive_off(void **state)
 {
 	struct yamux_config c = yamux_config_default(true);
@@ -1586,6 +1656,9 @@ int main(void)
 		cmocka_unit_test_teardown(reset_inside_on_data, teardown),
 		cmocka_unit_test_teardown(ping_round_trip, teardown),
 		cmocka_unit_test_teardown(keepalive_timeout, teardown),
+		cmocka_unit_test_teardown(silent_peer_ends_a_waiting_open, teardown),
+		cmocka_unit_test_teardown(a_talking_peer_keeps_a_waiting_open, teardown),
+		cmocka_unit_test_teardown(a_waiting_open_gets_four_round_trips, teardown),
 		cmocka_unit_test_teardown(keepalive_off, teardown),
 		cmocka_unit_test_teardown(goaway_blocks_opens, teardown),
 		cmocka_unit_test_teardown(max_streams, teardown),

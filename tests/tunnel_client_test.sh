@@ -252,6 +252,52 @@ check "forward outlives its tunnel: the next connection reconnects" bash -c '
 import socket
 s = socket.create_connection((\"127.0.0.1\", 7001)); s.sendall(b\"back\"); s.shutdown(socket.SHUT_WR)
 print(s.makefile().read())")" = back ]'
+
+# A dead path: the server goes silent on the tunnel in use (its packets
+# dropped both ways; TCP on our side still believes it alive). The next
+# connection's open goes unanswered, the tunnel is given up, and the
+# request goes again on a fresh one, which gets through.
+echo_via() {	# echo_via PORT WORD: the echo through the forward, in 30 s
+	[ "$(in_client timeout 30 python3 -c "
+import socket
+s = socket.create_connection((\"127.0.0.1\", $1)); s.sendall(b\"$2\"); s.shutdown(socket.SHUT_WR)
+print(s.makefile().read())")" = "$2" ]
+}
+export -f echo_via
+tunnel_ports() {
+	in_client ss -Htn state established "dst $SERVER4:$TPORT" |
+		awk '{ n = split($3, a, ":"); print a[n] }'
+}
+OLD_PORTS=$(tunnel_ports)
+for p in $OLD_PORTS; do
+	in_server iptables-nft -I INPUT -p tcp --sport "$p" -j DROP
+	in_server iptables-nft -I OUTPUT -p tcp --dport "$p" -j DROP
+done
+check "a silent tunnel: the dropped one was in use" test -n "$OLD_PORTS"
+check "a silent tunnel: the next connection goes through a fresh one" \
+	echo_via 7001 silent
+check "  ...the silent one was given up for its unanswered open" \
+	grep -q "web1: tunnel closed: no answer from the peer to a new stream" fwd.err
+check "  ...and the request was not failed to the caller" bash -c '
+	! grep -q "7001: web1: port $EPORT: tunnel lost" fwd.err'
+
+# The laptop's address changes: the tunnel from the old one is ended at
+# once, and the next connection knocks from the new address.
+in_client sysctl -qw net.ipv4.conf.veth-c.promote_secondaries=1
+in_client ip addr add 198.51.100.42/24 dev veth-c
+export KNOCKS_BEFORE=$(grep -c "opened 198.51.100.42" "$TMP/posternd.log")
+in_client ip addr del "$CLIENT4/24" dev veth-c
+check "an address that went away ends its tunnel at once" \
+	wait_for 3 grep -q "web1: tunnel closed: local address $CLIENT4 went away" fwd.err
+check "  ...and the next connection knocks from the new address" bash -c '
+	echo_via 7001 moved &&
+	[ "$(grep -c "opened 198.51.100.42" "$TMP/posternd.log")" -gt "$KNOCKS_BEFORE" ]'
+in_client ip addr add "$CLIENT4/24" dev veth-c
+in_client ip addr del 198.51.100.42/24 dev veth-c
+for p in $OLD_PORTS; do
+	in_server iptables-nft -D INPUT -p tcp --sport "$p" -j DROP
+	in_server iptables-nft -D OUTPUT -p tcp --dport "$p" -j DROP
+done
 kill -TERM "$FWD"
 wait "$FWD"
 check "forward exits 0 on SIGTERM" test $? -eq 0
