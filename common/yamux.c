@@ -50,6 +50,10 @@ struct yamux_stream {
 	uint64_t edge;		/* received may pass this only with the
 				 * sampled credit: the data beyond it */
 	bool awaiting_data;	/* a credit sampled, its data not yet in */
+	bool credit_early;	/* it left before the peer reached the edge */
+	bool at_edge;		/* received reached the edge exactly … */
+	uint64_t edge_ms;	/* … then */
+	bool stalled;		/* this window, the peer waited at the edge */
 	uint64_t window_epoch_ms;	/* start of this window's worth */
 	void *user;
 };
@@ -81,6 +85,8 @@ struct input {
 	bool fin;		/* the frame carried FIN: apply at its end */
 };
 
+#define ACTIVE_PING_MS 1000	/* while data flows: see keepalive_deadline() */
+
 struct yamux_session {
 	struct yamux_config cfg;
 	struct yamux_events ev;
@@ -100,6 +106,8 @@ struct yamux_session {
 	uint64_t ping_sent_ms;
 	uint32_t ping_value;
 	bool ping_outstanding;
+	bool data_since_ping;	/* stream data came in since the last ping */
+	uint64_t ping_last_ms;	/* the latest round trip, unsmoothed */
 	uint64_t heard_ms;	/* when the peer's bytes last came in */
 	uint64_t waiting_ms;	/* when our oldest unanswered open went out */
 	bool waiting_unstamped;	/* an open since the clock last moved */
@@ -413,9 +421,10 @@ static uint32_t grow_window(struct yamux_session *s, struct yamux_stream *st,
 	 * 0, which must not mean "never fast". */
 	fast = s->rtt_ms != RTT_UNKNOWN && st->data_rtt_ms != RTT_UNKNOWN &&
 	       2 * elapsed(s->now_ms, st->window_epoch_ms) < 3 * (rtt ? rtt : 1);
-	if (fast && old < s->cfg.max_window)
+	if ((fast || st->stalled) && old < s->cfg.max_window)
 		st->recv_size = old > s->cfg.max_window / 2 ? s->cfg.max_window
 							    : 2 * old;
+	st->stalled = false;
 	st->credited = 0;
 	st->window_epoch_ms = s->now_ms;
 	return st->recv_size - old;
@@ -446,6 +455,8 @@ static void credit_window(struct yamux_session *s, struct yamux_stream *st)
 			st->edge = st->received + st->recv_window;
 			st->credit_ms = s->now_ms;
 			st->awaiting_data = true;
+			st->credit_early = st->recv_window > 0;
+			st->at_edge = false;
 		}
 		st->recv_window += credit;
 	}
@@ -707,7 +718,8 @@ static void ping_frame(struct yamux_session *s, const struct yamux_header *h)
 	/* Anything else is an answer; a stale or unknown one is ignored. */
 	if (s->ping_outstanding && h->length == s->ping_value) {
 		s->ping_outstanding = false;
-		rtt_sample(s, elapsed(s->now_ms, s->ping_sent_ms));
+		s->ping_last_ms = elapsed(s->now_ms, s->ping_sent_ms);
+		rtt_sample(s, s->ping_last_ms);
 	}
 }
 
@@ -773,16 +785,56 @@ static size_t take_header(struct yamux_session *s, const uint8_t *p,
 	return n;
 }
 
+/*
+ * The data round trip of a sampled credit, and whether the peer stalled
+ * on the window: the credit left while the peer could still send, the
+ * data came in up to the old edge exactly and then stopped, and what the
+ * credit allowed came within 1.5 round trips (the ping's) of it. The
+ * peer waited at the edge for the credit and sent as soon as it came:
+ * more window would have kept it sending. On a lossy path that is how a
+ * window limits: TCP holds back what follows each loss, so a whole
+ * window seldom goes through within 1.5 round trips (the other test, in
+ * grow_window()), yet the sender sits at the edge after every stall.
+ * Neither a sender that takes its time after a credit nor a slow reader
+ * (whose credit leaves after the peer reached the edge) looks like it.
+ */
+/* The latest ping or the smoothed one, whichever is longer: a ping's
+ * answer queues behind the peer's data as the data that answers a credit
+ * does, and under load that queue moves faster than smoothing follows. */
+static uint64_t recent_rtt(const struct yamux_session *s)
+{
+	return s->ping_last_ms > s->rtt_ms ? s->ping_last_ms : s->rtt_ms;
+}
+
+static void sample_data(struct yamux_session *s, struct yamux_stream *st)
+{
+	uint64_t waited;
+
+	if (st->received == st->edge) {
+		st->at_edge = true;
+		st->edge_ms = s->now_ms;
+		return;
+	}
+	if (st->received < st->edge)
+		return;
+	st->awaiting_data = false;
+	st->data_rtt_ms = elapsed(s->now_ms, st->credit_ms);
+	waited = st->at_edge ? elapsed(s->now_ms, st->edge_ms) : 0;
+	if (st->credit_early && waited > 0 && 4 * waited >= st->data_rtt_ms &&
+	    s->rtt_ms != RTT_UNKNOWN &&
+	    2 * st->data_rtt_ms <= 3 * recent_rtt(s))
+		st->stalled = true;
+}
+
 static void deliver(struct yamux_session *s, struct yamux_stream *st,
 		    const uint8_t *p, size_t n)
 {
 	/* n fits: the frame's length was checked against recv_window. */
 	st->recv_window -= (uint32_t)n;
 	st->received += n;
-	if (st->awaiting_data && st->received > st->edge) {
-		st->awaiting_data = false;
-		st->data_rtt_ms = elapsed(s->now_ms, st->credit_ms);
-	}
+	s->data_since_ping = true;
+	if (st->awaiting_data)
+		sample_data(s, st);
 	if (!s->ev.on_data) {
 		credit_window(s, st);
 		return;
@@ -873,6 +925,26 @@ int yamux_input(struct yamux_session *s, const uint8_t *p, size_t len,
 
 /* Keepalive */
 
+/*
+ * The next ping, or the end of waiting for its answer. While data comes
+ * in, a ping a second at least: window growth compares with the round
+ * trip, and a path's round trip changes under load (queues fill) and when
+ * a laptop moves (a tunnel opened on a fast network, used on a slow
+ * one); the 20 s keepalive alone would leave it stale.
+ */
+static uint64_t keepalive_deadline(const struct yamux_session *s)
+{
+	uint64_t next = s->next_ping_ms;
+
+	if (s->cfg.keepalive_ms == 0)
+		return UINT64_MAX;
+	if (s->ping_outstanding)
+		return s->ping_sent_ms + s->cfg.keepalive_timeout_ms;
+	if (s->data_since_ping && s->ping_sent_ms + ACTIVE_PING_MS < next)
+		next = s->ping_sent_ms + ACTIVE_PING_MS;
+	return next;
+}
+
 static void send_ping(struct yamux_session *s, uint64_t now_ms)
 {
 	s->ping_value++;
@@ -881,6 +953,7 @@ static void send_ping(struct yamux_session *s, uint64_t now_ms)
 	s->ping_outstanding = true;
 	s->ping_sent_ms = now_ms;
 	s->next_ping_ms = now_ms + s->cfg.keepalive_ms;
+	s->data_since_ping = false;
 }
 
 int yamux_tick(struct yamux_session *s, uint64_t now_ms)
@@ -894,20 +967,12 @@ int yamux_tick(struct yamux_session *s, uint64_t now_ms)
 	if (s->ping_outstanding) {
 		if (elapsed(s->now_ms, s->ping_sent_ms) >= s->cfg.keepalive_timeout_ms)
 			s->error = YAMUX_E_KEEPALIVE;
-	} else if (s->now_ms >= s->next_ping_ms) {
+	} else if (s->now_ms >= keepalive_deadline(s)) {
 		send_ping(s, s->now_ms);
 	}
 	return -(int)s->error;
 }
 
-static uint64_t keepalive_deadline(const struct yamux_session *s)
-{
-	if (s->cfg.keepalive_ms == 0)
-		return UINT64_MAX;
-	if (s->ping_outstanding)
-		return s->ping_sent_ms + s->cfg.keepalive_timeout_ms;
-	return s->next_ping_ms;
-}
 
 uint64_t yamux_next_tick(const struct yamux_session *s)
 {
