@@ -91,6 +91,31 @@ bool session_output_pending(const struct session *s)
 	return yamux_output_pending(s->mux) > 0;
 }
 
+/* When the queue's first contiguous piece holds all the message will
+ * take, seal it from there: the cipher's write is the only copy. False
+ * when the message must be gathered instead; else *n is what it sealed,
+ * 0 if the seal failed (s->error says so). */
+static bool seal_in_one_piece(struct session *s, uint8_t *msg, size_t room,
+			      size_t *n)
+{
+	const uint8_t *q;
+	size_t avail = yamux_output_peek(s->mux, &q);
+	size_t want = yamux_output_pending(s->mux);
+
+	if (want > room)
+		want = room;
+	if (avail < want)
+		return false;
+	if (tunnel_seal(&s->transport, q, want, msg) != TUNNEL_OK) {
+		s->error = SESSION_E_DECRYPT;
+		*n = 0;
+		return true;
+	}
+	yamux_output_consume(s->mux, want);
+	*n = want;
+	return true;
+}
+
 size_t session_output(struct session *s, uint8_t *out, size_t cap)
 {
 	size_t written = 0;
@@ -102,6 +127,12 @@ size_t session_output(struct session *s, uint8_t *out, size_t cap)
 
 		if (room > TUNNEL_MAX_PLAIN)
 			room = TUNNEL_MAX_PLAIN;
+		if (seal_in_one_piece(s, msg, room, &n)) {
+			if (n == 0)
+				break;
+			written += n + TUNNEL_OVERHEAD;
+			continue;
+		}
 		/* Gather queued frames, in whatever pieces the queue has,
 		 * into one Noise message: few large messages, not one per
 		 * yamux frame. */

@@ -241,11 +241,36 @@ static void local_write_done(uv_write_t *req, int status)
 	stream_maybe_done(s);
 }
 
+/* Straight to the local socket when nothing is in flight ahead of it,
+ * which is most of the time: no copy, no request, credit at once. What
+ * the socket does not take (or an error, which uv_write reports) goes
+ * the queued way. */
+static size_t stream_try_write(struct uvt_stream *s, const uint8_t *p, size_t n)
+{
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned int)n);
+	int done;
+
+	if (s->out_inflight || !s->conn)
+		return 0;
+	done = uv_try_write(s->out, &b, 1);
+	if (done <= 0)
+		return 0;
+	session_consumed(s->conn->sess, s->id, (size_t)done,
+			 uv_now(s->conn->tcp.loop));
+	return (size_t)done;
+}
+
 static void stream_write_local(struct uvt_stream *s, const uint8_t *p, size_t n)
 {
-	struct local_write *w = malloc(sizeof(*w) + n);
+	size_t done = stream_try_write(s, p, n);
+	struct local_write *w;
 	uv_buf_t b;
 
+	if (done == n)
+		return;
+	p += done;
+	n -= done;
+	w = malloc(sizeof(*w) + n);
 	if (!w) {
 		uvt_stream_reset(s);
 		return;
