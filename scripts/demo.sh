@@ -5,7 +5,7 @@
 #
 # Two network namespaces on a veth pair play the two hosts. Everything is
 # removed on exit, also after Ctrl-C or a failure. Run as root:
-#     sudo scripts/demo.sh
+#     scripts/demo.sh       (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

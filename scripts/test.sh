@@ -4,7 +4,7 @@
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. clang libFuzzer targets, each run for FUZZ_SECONDS (default 20).
 # Tests that need root or namespaces report themselves skipped when they
-# cannot run. Usage: sudo scripts/test.sh
+# cannot run. Usage (as root): scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
