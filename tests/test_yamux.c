@@ -867,31 +867,52 @@ static size_t delay_give(struct peer *to, struct delayed *q, size_t *head,
 	return n;
 }
 
-/* A sender the window limits, over 50 ms each way: credit goes out at
- * half a window, so data is still arriving when it leaves; the round trip
- * that counts is the one to the data beyond the old window's edge, and
- * the window grows (it stayed at 256 KiB when the next data after a
- * credit was taken for its answer). */
-static void window_grows_over_a_long_link(void **state)
+/* A window-limited sender over a link of 50 ms each way: optionally a
+ * bottleneck of bytes_per_ms, one piece of output in lose_every lost and
+ * sent again lost_ms later (TCP: what follows waits for it), and both
+ * ends ticked every ms (pings). The widest window the sender was given. */
+struct sim_link {
+	int ms;
+	uint32_t bytes_per_ms;		/* 0: no bottleneck */
+	unsigned int lose_every;	/* 0: no loss */
+	uint64_t lost_ms;
+	bool tick;
+};
+
+static size_t widest_over(const struct sim_link *l)
 {
 	struct yamux_config c = roomy(true), s = roomy(false);
 	static struct delayed up[8192], down[8192];
 	static uint8_t chunk[64 * KIB];
 	size_t nu = 0, hu = 0, nd = 0, hd = 0, widest = 0;
+	uint64_t link_free = 0;
 	uint32_t id;
 
-	(void)state;
 	start_pair(&c, &s);
 	measure_rtt(100);
 	id = open_accepted();
-	for (int ms = 0; ms < 3000; ms++) {
-		size_t w = yamux_writable(client.s, id);
+	for (int ms = 0; ms < l->ms; ms++) {
+		size_t w = yamux_writable(client.s, id), from = nu;
 
 		if (w > widest)
 			widest = w;
 		while (yamux_writable(client.s, id) > 0)
 			assert_true(yamux_write(client.s, id, chunk, sizeof(chunk)) > 0);
 		nu = delay_take(&client, up, nu, 50);
+		for (size_t i = from; l->bytes_per_ms && i < nu; i++) {
+			uint64_t depart = link_free > now ? link_free : now;
+
+			link_free = depart + up[i].len / l->bytes_per_ms;
+			up[i].due = link_free + 50;
+			if (l->lose_every && i % l->lose_every == l->lose_every - 1)
+				up[i].due += l->lost_ms;
+			if (i > 0 && up[i].due < up[i - 1].due)
+				up[i].due = up[i - 1].due;	/* in order */
+		}
+		if (l->tick) {
+			assert_int_equal(yamux_tick(server.s, now), 0);
+			assert_int_equal(yamux_tick(client.s, now), 0);
+		}
 		nd = delay_take(&server, down, nd, 50);
 		now++;
 		delay_give(&server, up, &hu, nu);
@@ -901,7 +922,20 @@ static void window_grows_over_a_long_link(void **state)
 		free(up[hu].data);
 	for (; hd < nd; hd++)
 		free(down[hd].data);
-	assert_true(widest >= 2 * MIB);
+	return widest;
+}
+
+/* A sender the window limits, over 50 ms each way: credit goes out at
+ * half a window, so data is still arriving when it leaves; the round trip
+ * that counts is the one to the data beyond the old window's edge, and
+ * the window grows (it stayed at 256 KiB when the next data after a
+ * credit was taken for its answer). */
+static void window_grows_over_a_long_link(void **state)
+{
+	const struct sim_link l = { .ms = 3000 };
+
+	(void)state;
+	assert_true(widest_over(&l) >= 2 * MIB);
 }
 
 /* A long link with a bottleneck (4 MB/s, 50 ms each way), losing one
@@ -914,47 +948,11 @@ static void window_grows_over_a_long_link(void **state)
  * (and at a quarter of the link's rate). */
 static void window_grows_through_a_lossy_link(void **state)
 {
-	struct yamux_config c = roomy(true), s = roomy(false);
-	static struct delayed up[8192], down[8192];
-	static uint8_t chunk[64 * KIB];
-	size_t nu = 0, hu = 0, nd = 0, hd = 0, widest = 0;
-	uint64_t link_free = 0;
-	uint32_t id;
+	const struct sim_link l = { .ms = 6000, .bytes_per_ms = 4096,
+				    .lose_every = 3, .lost_ms = 100, .tick = true };
 
 	(void)state;
-	start_pair(&c, &s);
-	measure_rtt(100);
-	id = open_accepted();
-	for (int ms = 0; ms < 6000; ms++) {
-		size_t w = yamux_writable(client.s, id), from = nu;
-
-		if (w > widest)
-			widest = w;
-		while (yamux_writable(client.s, id) > 0)
-			assert_true(yamux_write(client.s, id, chunk, sizeof(chunk)) > 0);
-		nu = delay_take(&client, up, nu, 50);
-		for (size_t i = from; i < nu; i++) {
-			uint64_t depart = link_free > now ? link_free : now;
-
-			link_free = depart + up[i].len / 4096;	/* 4 MB/s */
-			up[i].due = link_free + 50;
-			if (i % 3 == 2)
-				up[i].due += 100;	/* lost, sent again */
-			if (i > 0 && up[i].due < up[i - 1].due)
-				up[i].due = up[i - 1].due;	/* in order */
-		}
-		assert_int_equal(yamux_tick(server.s, now), 0);
-		assert_int_equal(yamux_tick(client.s, now), 0);
-		nd = delay_take(&server, down, nd, 50);
-		now++;
-		delay_give(&server, up, &hu, nu);
-		delay_give(&client, down, &hd, nd);
-	}
-	for (; hu < nu; hu++)
-		free(up[hu].data);
-	for (; hd < nd; hd++)
-		free(down[hd].data);
-	assert_true(widest >= 1 * MIB);
+	assert_true(widest_over(&l) >= 1 * MIB);
 }
 
 static void window_stays_without_rtt(void **state)
