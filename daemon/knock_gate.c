@@ -177,20 +177,46 @@ void posternd_flush_logs(struct posternd *d, const struct knock_clock *now)
 _Static_assert(CONFIG_MAX_OPEN <= NFT_MAX_ELEMENTS,
 	       "a client's open list must fit one nft_set_open batch");
 
-/* One nf_tables batch: target . port for every port the client may open. */
-static bool open_gate(struct posternd *d, const struct knock_decision *dec)
+/*
+ * The accepted knocks of a burst that open the same family's set for the
+ * same time go in one nf_tables batch: target . port for every port each
+ * client may open. A transaction costs more than the elements in it, so
+ * a burst of knocks (a fleet's Ansible run) costs one, not one per knock.
+ */
+struct gate_batch {
+	bool v6;
+	unsigned int open_seconds;
+	struct nft_element el[NFT_MAX_ELEMENTS];
+	size_t n_el;
+	int knock[NFQUEUE_BURST];	/* indexes into the burst */
+	size_t n_knocks;
+};
+
+static bool batch_takes(const struct gate_batch *b, const struct knock_decision *dec)
 {
-	struct nft_element el[CONFIG_MAX_OPEN];
-	const struct client_entry *c = dec->client;
+	return b->v6 == dec->target.v6 && b->open_seconds == dec->open_seconds &&
+	       b->n_el + dec->client->n_open <= NFT_MAX_ELEMENTS;
+}
+
+static void batch_add(struct gate_batch *b, const struct knock_decision *dec, int i)
+{
 	const struct ip_addr *t = &dec->target;
+
+	for (size_t k = 0; k < dec->client->n_open; k++) {
+		struct nft_element *e = &b->el[b->n_el++];
+
+		memset(e, 0, sizeof(*e));
+		memcpy(e->addr, t->v6 ? t->b : t->b + 12, t->v6 ? 16 : 4);
+		e->port = dec->client->open[k];
+	}
+	b->knock[b->n_knocks++] = i;
+}
+
+/* False, logged and counted (once per knock in it), when the batch failed. */
+static bool open_gate(struct posternd *d, const struct gate_batch *b)
+{
 	char err[ERR_LEN], err2[ERR_LEN];
 
-	if (!uses_family(d->cfg, t->v6)) {
-		snprintf(err, sizeof(err), "knock from %s: no %s set in nft family %s",
-			 c->name, t->v6 ? "IPv6" : "IPv4", d->cfg->knock.nft_family);
-		log_error(d, THROTTLE_NFT, "nft_error", err);
-		return false;
-	}
 	/* After an error, the sets may have been deleted or re-made with
 	 * another type: look again before writing to them. */
 	if (!d->sets_checked) {
@@ -198,13 +224,8 @@ static bool open_gate(struct posternd *d, const struct knock_decision *dec)
 			goto fail;
 		d->sets_checked = true;
 	}
-	for (size_t i = 0; i < c->n_open; i++) {
-		memset(&el[i], 0, sizeof(el[i]));
-		memcpy(el[i].addr, t->v6 ? t->b : t->b + 12, t->v6 ? 16 : 4);
-		el[i].port = c->open[i];
-	}
-	if (nft_set_open(d->nft, t->v6 ? &d->set6 : &d->set4, el, c->n_open,
-			 dec->open_seconds * 1000u, err, sizeof(err)))
+	if (nft_set_open(d->nft, b->v6 ? &d->set6 : &d->set4, b->el, b->n_el,
+			 b->open_seconds * 1000u, err, sizeof(err)))
 		return true;
 	/* A set or table that is gone is the usual cause: then say so, with
 	 * the command that makes it again. */
@@ -212,9 +233,50 @@ static bool open_gate(struct posternd *d, const struct knock_decision *dec)
 	if (!d->sets_checked)
 		snprintf(err, sizeof(err), "%s", err2);
 fail:
-	d->nft_errors++;
+	d->nft_errors += b->n_knocks;
 	log_error(d, THROTTLE_NFT, "nft_error", err);
 	return false;
+}
+
+/* A knock for a family the configured nft family has no set for. */
+static bool family_ok(struct posternd *d, const struct knock_decision *dec)
+{
+	char err[ERR_LEN];
+
+	if (uses_family(d->cfg, dec->target.v6))
+		return true;
+	snprintf(err, sizeof(err), "knock from %s: no %s set in nft family %s",
+		 dec->client->name, dec->target.v6 ? "IPv6" : "IPv4",
+		 d->cfg->knock.nft_family);
+	log_error(d, THROTTLE_NFT, "nft_error", err);
+	return false;
+}
+
+/* Open the gate for every accepted knock of the burst, in as few batches
+ * as their families and open times allow, in the order they came. */
+static void open_accepted(struct posternd *d, const struct knock_decision *dec,
+			  const enum knock_reason *r, const struct knock_packet *pkts,
+			  int n)
+{
+	bool done[NFQUEUE_BURST] = { false };
+	struct gate_batch b;
+
+	for (int i = 0; i < n; i++) {
+		if (r[i] != KNOCK_OK || done[i] || !family_ok(d, &dec[i]))
+			continue;
+		b.v6 = dec[i].target.v6;
+		b.open_seconds = dec[i].open_seconds;
+		b.n_el = b.n_knocks = 0;
+		for (int j = i; j < n; j++) {
+			if (r[j] == KNOCK_OK && !done[j] && batch_takes(&b, &dec[j])) {
+				batch_add(&b, &dec[j], j);
+				done[j] = true;
+			}
+		}
+		if (open_gate(d, &b))
+			for (size_t k = 0; k < b.n_knocks; k++)
+				log_accepted(&dec[b.knock[k]], &pkts[b.knock[k]].src);
+	}
 }
 
 static void state_error(struct posternd *d, const char *err)
@@ -262,16 +324,11 @@ void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
 	for (int i = 0; i < n; i++)
 		r[i] = knock_verify(&d->verifier, &pkts[i], &now, &dec[i]);
 	record_state(d, &now);
-	for (int i = 0; i < n; i++) {
-		if (r[i] == KNOCK_OK) {
-			if (open_gate(d, &dec[i]))
-				log_accepted(&dec[i], &pkts[i].src);
-		} else if (dec[i].authenticated) {
-			/* Only a knock that authenticated is worth a line;
-			 * the rest is counted, so that a flood cannot flood
-			 * the journal. */
+	open_accepted(d, dec, r, pkts, n);
+	/* Only a knock that authenticated is worth a line; the rest is
+	 * counted, so that a flood cannot flood the journal. */
+	for (int i = 0; i < n; i++)
+		if (r[i] != KNOCK_OK && dec[i].authenticated)
 			log_refused(d, &dec[i], &pkts[i].src, r[i], &now);
-		}
-	}
 	settle_state(d, &now);
 }

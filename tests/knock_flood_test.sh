@@ -261,5 +261,22 @@ check "after a queue overrun posternd keeps serving" wait_for 5 set_has allow4 1
 check "  ...and counts the kernel's drops" wait_for 3 bash -c \
 	'[ "$(status | grep -oE "kernel drops [0-9]+" | grep -oE "[0-9]+$")" -gt 0 ]'
 echo "# overrun: $(status | grep -oE 'kernel drops .*')"
+# A burst of valid knocks, held in the queue while posternd is stopped,
+# then read at once: one nf_tables transaction opens them all (it was
+# one per knock), and every knock is opened.
+"$GEN" make -s "$(cat server.pub)" -p psk -k alice.key -n 40 -o burst.knocks > /dev/null
+kill -STOP "$POSTERND_PID"
+in_client "$GEN" send -i veth-c -m "$SMAC" -d "$SERVER4" -p $KPORT -f burst.knocks \
+	-S 10.67.0.1 -N 40 -r 0 -w "$NS_S" -T 10000 > burst.out &
+BURST_PID=$!
+PIDS+=($BURST_PID)
+wait_for 5 bash -c "[ \"\$(in_server awk -v q=$QUEUE '\$1 == q { print \$3 }' /proc/net/netfilter/nfnetlink_queue)\" = 40 ]"
+check "a burst of 40 valid knocks waits in the queue" test "$(queue_len)" = 40
+kill -CONT "$POSTERND_PID"
+wait "$BURST_PID"
+check "  ...all 40 open" grep -q " opened=40 " burst.out
+check "  ...in one nf_tables transaction or two, not one per knock" bash -c '
+	gens=$(grep -o " gens=[0-9]*" burst.out | cut -d= -f2); echo "gens $gens"
+	[ -n "$gens" ] && [ "$gens" -ge 1 ] && [ "$gens" -le 2 ]'
 check "posternd is still running" kill -0 "$POSTERND_PID"
 finish
