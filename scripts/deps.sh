@@ -8,7 +8,7 @@ packages=(
 	libgcrypt20-dev libconfuse-dev libsystemd-dev libuv1-dev
 	libmnl-dev libnftnl-dev libnetfilter-queue-dev libcmocka-dev
 	libcap-ng-dev libfaketime
-	scdoc wireguard-tools
+	scdoc wireguard-tools dpkg-dev
 	golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev
 	golang-golang-x-crypto-dev python3
 	nftables iptables iproute2 systemd openssh-server openssh-client
