@@ -1,7 +1,6 @@
 /* Local addresses that go away: rtnetlink's RTM_DELADDR, on a libuv loop. */
 #include "addr_watch.h"
 
-#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
@@ -9,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 struct addr_watch {
 	uv_poll_t poll;
@@ -80,10 +80,17 @@ static void readable(uv_poll_t *p, int status, int events)
 	/* Bounded: the socket is non-blocking, and a notification that
 	 * arrives meanwhile wakes the poll again. */
 	for (int i = 0; i < 16; i++) {
-		n = mnl_socket_recvfrom(w->nl, buf, sizeof(buf));
+		struct sockaddr_nl from;
+		socklen_t len = sizeof(from);
+
+		n = recvfrom(mnl_socket_get_fd(w->nl), buf, sizeof(buf), 0,
+			     (struct sockaddr *)&from, &len);
 		if (n <= 0)
 			return;	/* drained; or ENOBUFS: some were lost */
-		mnl_cb_run(buf, (size_t)n, 0, 0, msg_cb, w);
+		/* The kernel's word only: another process may unicast to
+		 * our port, and would end tunnels for nothing. */
+		if (len == sizeof(from) && from.nl_pid == 0)
+			mnl_cb_run(buf, (size_t)n, 0, 0, msg_cb, w);
 	}
 }
 
