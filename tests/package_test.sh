@@ -44,7 +44,8 @@ for f in /usr/sbin/posternd /usr/sbin/postern-tunneld /usr/bin/postern \
 	 /usr/lib/systemd/catalog/postern.catalog \
 	 /usr/share/man/man1/postern.1 /usr/share/man/man8/posternd.8 \
 	 /usr/share/man/man8/postern-tunneld.8 /usr/share/man/man5/postern.conf.5 \
-	 /usr/share/doc/postern/examples/postern.conf; do
+	 /usr/share/doc/postern/examples/postern.conf \
+	 /usr/share/bash-completion/completions/postern; do
 	check "ships $f" grep -qx "$f" "$TMP/files"
 done
 check "ships nothing under /etc (the configuration is the admin's)" bash -c "
