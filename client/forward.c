@@ -256,12 +256,28 @@ static bool start(struct forward *f)
 	return true;
 }
 
-/* The listeners from -L, else from the config's forward blocks. */
-static int collect(struct forward *f, char **specs, size_t n_specs)
+static bool block_wanted(const struct forward_entry *e, const char *only)
+{
+	return !only || strcmp(e->server, only) == 0;
+}
+
+/* The listeners from -L, else from the config's forward blocks (only
+ * those of server only, if given). */
+static int collect(struct forward *f, char **specs, size_t n_specs,
+		   const char *only)
 {
 	const struct cli_config *cfg = &f->ctx.cfg;
-	size_t n = n_specs ? n_specs : cfg->n_forwards;
+	size_t n = n_specs;
 
+	if (only && !client_ctx_server(&f->ctx, only))
+		return EXIT_FAIL;
+	for (size_t i = 0; !n_specs && i < cfg->n_forwards; i++)
+		n += block_wanted(&cfg->forwards[i], only);
+	if (n == 0 && only) {
+		fprintf(stderr, "%s: nothing to forward: %s has no forward blocks "
+			"for %s\n", PROG_NAME, cfg->path, only);
+		return EXIT_FAIL;
+	}
 	if (n == 0) {
 		fprintf(stderr, "%s: nothing to forward: give -L [BIND:]LPORT:NAME:RPORT "
 			"or add forward blocks to %s\n", PROG_NAME, cfg->path);
@@ -273,8 +289,8 @@ static int collect(struct forward *f, char **specs, size_t n_specs)
 		fprintf(stderr, "%s: out of memory\n", PROG_NAME);
 		return EXIT_FAIL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct listener *l = &f->listeners[i];
+	for (size_t i = 0; i < (n_specs ? n_specs : cfg->n_forwards); i++) {
+		struct listener *l = &f->listeners[f->n_listeners];
 		const char *name;
 
 		if (n_specs) {
@@ -286,6 +302,8 @@ static int collect(struct forward *f, char **specs, size_t n_specs)
 		} else {
 			const struct forward_entry *e = &cfg->forwards[i];
 
+			if (!block_wanted(e, only))
+				continue;
 			name = e->server;
 			l->rport = e->port;
 			addr_parse(e->listen, &l->sa, &l->sa_len);
@@ -300,14 +318,15 @@ static int collect(struct forward *f, char **specs, size_t n_specs)
 
 static int usage(void)
 {
-	fprintf(stderr, "Usage: %s forward [-L [BIND:]LPORT:NAME:RPORT]...\n",
-		PROG_NAME);
+	fprintf(stderr, "Usage: %s forward [-L [BIND:]LPORT:NAME:RPORT]... | "
+		"forward [NAME]\n", PROG_NAME);
 	return EXIT_USAGE;
 }
 
-static int run_forward(struct forward *f, char **specs, size_t n_specs)
+static int run_forward(struct forward *f, char **specs, size_t n_specs,
+		       const char *only)
 {
-	int status = collect(f, specs, n_specs);
+	int status = collect(f, specs, n_specs, only);
 
 	if (status != EXIT_OK)
 		return status;
@@ -346,7 +365,9 @@ int forward_main(const struct cli_options *opt, int argc, char *argv[])
 	}
 	if (!specs)
 		return EXIT_FAIL;
-	if (optind != argc) {
+	/* One server's forward blocks (postern-forward@NAME.service), or
+	 * -L listeners: not both. */
+	if (argc - optind > 1 || (argc - optind == 1 && n_specs)) {
 		free(specs);
 		return usage();
 	}
@@ -368,7 +389,7 @@ int forward_main(const struct cli_options *opt, int argc, char *argv[])
 		free(specs);
 		return EXIT_FAIL;
 	}
-	status = run_forward(f, specs, n_specs);
+	status = run_forward(f, specs, n_specs, optind < argc ? argv[optind] : NULL);
 	free(f->listeners);
 	free(f->pools);
 	client_ctx_free(&f->ctx);

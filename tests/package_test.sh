@@ -45,7 +45,8 @@ for f in /usr/sbin/posternd /usr/sbin/postern-tunneld /usr/bin/postern \
 	 /usr/share/man/man1/postern.1 /usr/share/man/man8/posternd.8 \
 	 /usr/share/man/man8/postern-tunneld.8 /usr/share/man/man5/postern.conf.5 \
 	 /usr/share/doc/postern/examples/postern.conf \
-	 /usr/share/bash-completion/completions/postern; do
+	 /usr/share/bash-completion/completions/postern \
+	 /usr/lib/systemd/user/postern-forward@.service; do
 	check "ships $f" grep -qx "$f" "$TMP/files"
 done
 check "ships nothing under /etc (the configuration is the admin's)" bash -c "
@@ -53,7 +54,8 @@ check "ships nothing under /etc (the configuration is the admin's)" bash -c "
 dpkg-deb -x "$DEB" "$TMP/root"
 check "the units start the binaries where the package puts them" bash -c "
 	grep -qx 'ExecStart=/usr/sbin/posternd' '$TMP/root/usr/lib/systemd/system/posternd.service' &&
-	grep -q '^ExecStart=/usr/sbin/postern-tunneld' '$TMP/root/usr/lib/systemd/system/postern-tunneld.service'"
+	grep -q '^ExecStart=/usr/sbin/postern-tunneld' '$TMP/root/usr/lib/systemd/system/postern-tunneld.service' &&
+	grep -qx 'ExecStart=/usr/bin/postern forward %i' '$TMP/root/usr/lib/systemd/user/postern-forward@.service'"
 check "the packaged postern runs" bash -c "'$TMP/root/usr/bin/postern' genkey |
 	'$TMP/root/usr/bin/postern' pubkey | grep -qE '^[A-Za-z0-9+/]{43}=\$'"
 

@@ -44,7 +44,10 @@ client_conf wrong-server.conf alice.key other.pub psk
 client_conf wrong-server-2s.conf alice.key other.pub psk "connect_timeout = 2"
 client_conf wrong-psk.conf alice.key server.pub otherpsk
 client_conf forwards.conf alice.key server.pub psk "forward { listen = \"127.0.0.1:7101\"  server = \"web1\"  port = $EPORT }
-forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }"
+forward { listen = \"127.0.0.1:7102\"  server = \"web1\"  port = $GPORT }
+server \"web2\" { address = \"$SERVER4\"  knock_port = $KPORT  public_key = \"$(cat server.pub)\" }
+server \"web3\" { address = \"$SERVER4\"  knock_port = $KPORT  public_key = \"$(cat server.pub)\" }
+forward { listen = \"127.0.0.1:7103\"  server = \"web2\"  port = $EPORT }"
 
 server_firewall server.conf || exit 1
 nobody_reads server.conf
@@ -314,6 +317,28 @@ print(s.makefile().read())")" = cfg ]'
 kill -INT "$FWD"
 wait "$FWD"
 check "forward exits 0 on SIGINT" test $? -eq 0
+
+# forward NAME: that server's blocks only (postern-forward@NAME.service).
+start_bg "$NS_C" "$POSTERN" -c forwards.conf forward web1 > fwd3.out 2> fwd3.err
+FWD=$LAST_PID
+wait_for 5 grep -q 7102 fwd3.out
+check "forward web1 listens on web1's blocks only" bash -c '
+	[ "$(cat fwd3.out)" = "forwarding 127.0.0.1:7101 to web1 port $EPORT
+forwarding 127.0.0.1:7102 to web1 port $GPORT" ]'
+check "  ...and they reach the service" bash -c '
+	[ "$(in_client python3 -c "
+import socket
+s = socket.create_connection((\"127.0.0.1\", 7101)); s.sendall(b\"one\"); s.shutdown(socket.SHUT_WR)
+print(s.makefile().read())")" = one ]'
+stop_pid "$FWD"
+check "forward NAME without blocks for it says so" bash -c '
+	out=$(in_client "$POSTERN" -c forwards.conf forward web3 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "has no forward blocks for web3"'
+check "forward NAME of no server says so" bash -c '
+	out=$(in_client "$POSTERN" -c forwards.conf forward nosuch 2>&1); rc=$?
+	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "no server .nosuch."'
+check "forward NAME with -L is a usage error" bash -c '
+	in_client "$POSTERN" -c forwards.conf forward -L 7001:web1:22 web1 2>/dev/null; [ $? -eq 2 ]' 
 check "forward with nothing to forward says so" bash -c '
 	out=$(in_client "$POSTERN" -c client.conf forward 2>&1); rc=$?
 	echo "$out"; [ $rc -eq 1 ] && echo "$out" | grep -q "nothing to forward"'
