@@ -46,7 +46,7 @@ _postern() {
 		if [[ $cur == -* ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "-c -h --help -V --version" -- "$cur")
 		else
-			mapfile -t COMPREPLY < <(compgen -W "genkey pubkey genpsk knock pipe forward" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "genkey pubkey genpsk init add-server knock pipe forward" -- "$cur")
 		fi
 		return
 	fi
@@ -65,7 +65,15 @@ _postern() {
 		fi
 		;;
 	forward)
-		[[ $cur == -* ]] && mapfile -t COMPREPLY < <(compgen -W "-L" -- "$cur")
+		if [[ $cur == -* ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "-L" -- "$cur")
+		elif [[ $prev == forward ]]; then
+			mapfile -t COMPREPLY < <(compgen -W "$(_postern_servers)" -- "$cur")
+		fi
+		;;
+	add-server)
+		[[ $cur == -* ]] &&
+			mapfile -t COMPREPLY < <(compgen -W "--tunnel-port --knock-port" -- "$cur")
 		;;
 	esac
 }

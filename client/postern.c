@@ -15,16 +15,18 @@ static const struct {
 	{ "genkey", genkey_main, "generate a private key" },
 	{ "pubkey", pubkey_main, "read a private key on stdin, write its public key" },
 	{ "genpsk", genpsk_main, "generate a pre-shared key" },
+	{ "init", init_main, "set up this device: admin.key and postern.conf" },
+	{ "add-server", add_server_main, "add a server: add-server NAME HOST PUBKEY [--tunnel-port P] [--knock-port K]" },
 	{ "knock", knock_main, "open servers' gates: knock NAME... | --all [--target ADDR] [--wait]" },
 	{ "pipe", pipe_main, "join stdin/stdout to a port on a server: pipe NAME PORT" },
-	{ "forward", forward_main, "forward local ports: forward [-L [BIND:]LPORT:NAME:RPORT]..." },
+	{ "forward", forward_main, "forward local ports: forward [-L [BIND:]LPORT:NAME:RPORT]... | forward [NAME]" },
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: %s [-c FILE] COMMAND [ARGS]\n\n", PROG_NAME);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].description);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].description);
 	fprintf(f, "\nOptions:\n"
 		"  -c FILE       configuration file (default: $POSTERN_HOME/postern.conf,\n"
 		"                $XDG_CONFIG_HOME/postern/postern.conf or\n"

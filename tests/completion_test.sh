@@ -34,7 +34,7 @@ is() {	# is "EXPECTED" WORDS...
 }
 
 C=$TMP/postern.conf
-check "subcommands" is "forward genkey genpsk knock pipe pubkey " postern ""
+check "subcommands" is "add-server forward genkey genpsk init knock pipe pubkey " postern ""
 check "a subcommand from its start" is "knock " postern kn
 check "  ...after -c FILE" is "pipe " postern -c "$C" pi
 check "top-level options" is "--help --version " postern --
@@ -45,6 +45,8 @@ check "knock --target: no server names" is "" postern -c "$C" knock --target ""
 check "pipe: a name first" is "web1 " postern -c "$C" pipe w
 check "pipe: no name for the port" is "" postern -c "$C" pipe web1 ""
 check "forward: -L" is "-L " postern -c "$C" forward -
+check "forward: a server name" is "web1 " postern -c "$C" forward we
+check "add-server: its options" is "--knock-port --tunnel-port " postern add-server web9 --
 mkdir -p "$TMP/ph"; cp "$C" "$TMP/ph/postern.conf"
 PH=$TMP/ph check "without -c: \$POSTERN_HOME/postern.conf" is "db-2 web1 " postern knock ""
 check "no configuration: no names, no error" is "" postern knock ""

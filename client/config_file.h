@@ -1,0 +1,28 @@
+/*
+ * The CLI's configuration file as text, for the commands that write it
+ * (init, add-server): where it is, and writing it whole and atomically,
+ * so that an admin's comments and hand edits elsewhere in it survive.
+ */
+#ifndef POSTERN_CONFIG_FILE_H
+#define POSTERN_CONFIG_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "subcommands.h"
+
+/* -c FILE, or the default; false (said on stderr) if there is none. */
+bool config_file_path(const struct cli_options *opt, char *buf, size_t len);
+
+/* The directory part of path into buf ("." for none). */
+void config_file_dir(const char *path, char *buf, size_t len);
+
+/* Names, hosts: letters, digits and . _ - only, so that they need no
+ * quoting in the file and cannot end its string. */
+bool config_file_word_ok(const char *s);
+
+/* Write text to path through a temporary file beside it (mode 0600),
+ * renamed over it: a crash leaves the old file or the new one. */
+bool config_file_replace(const char *path, const char *text, size_t len);
+
+#endif
