@@ -13,54 +13,11 @@
 #include "keys.h"
 #include "subcommands.h"
 
-#define CONF_MAX (1u << 20)	/* the configuration loader's own limit */
-
 static int usage(void)
 {
 	fprintf(stderr, "Usage: %s add-server NAME HOST PUBKEY [--tunnel-port P] "
 		"[--knock-port K]\n", PROG_NAME);
 	return EXIT_USAGE;
-}
-
-/* The whole file, NUL-terminated; NULL (said) if it cannot be read. */
-static char *read_conf(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-
-	if (!f) {
-		fprintf(stderr, "%s: %s: %m (run postern init first?)\n", PROG_NAME, path);
-		return NULL;
-	}
-	buf = malloc(CONF_MAX + 1);
-	*len = buf ? fread(buf, 1, CONF_MAX + 1, f) : 0;
-	fclose(f);
-	if (!buf || *len > CONF_MAX) {
-		fprintf(stderr, "%s: %s: too large or out of memory\n", PROG_NAME, path);
-		free(buf);
-		return NULL;
-	}
-	buf[*len] = '\0';
-	return buf;
-}
-
-/* A line that opens server "name" (comments aside). */
-static bool has_server(const char *text, const char *name)
-{
-	for (const char *line = text; line && *line; ) {
-		const char *p = line + strspn(line, " \t");
-		size_t n = strlen(name);
-
-		if (strncmp(p, "server", 6) == 0) {
-			p += 6;
-			p += strspn(p, " \t");
-			if (*p == '"' && strncmp(p + 1, name, n) == 0 && p[1 + n] == '"')
-				return true;
-		}
-		line = strchr(line, '\n');
-		line = line ? line + 1 : NULL;
-	}
-	return false;
 }
 
 int add_server_main(const struct cli_options *opt, int argc, char *argv[])
@@ -74,7 +31,7 @@ int add_server_main(const struct cli_options *opt, int argc, char *argv[])
 	uint8_t key[KEY_LEN];
 	char path[4096], block[1024], *text, *out;
 	const char *name, *host, *pub;
-	size_t len, blen;
+	size_t len, blen, at, end;
 	int c, status = EXIT_FAIL;
 
 	optind = 0;	/* a full restart: options may follow the arguments */
@@ -106,9 +63,10 @@ int add_server_main(const struct cli_options *opt, int argc, char *argv[])
 			"of base64, as postern pubkey prints)\n", PROG_NAME, pub);
 		return EXIT_USAGE;
 	}
-	if (!config_file_path(opt, path, sizeof(path)) || !(text = read_conf(path, &len)))
+	if (!config_file_path(opt, path, sizeof(path)) ||
+	    !(text = config_file_read(path, &len)))
 		return EXIT_FAIL;
-	if (has_server(text, name)) {
+	if (config_file_find_server(text, name, &at, &end)) {
 		fprintf(stderr, "%s: %s already has a server \"%s\"\n", PROG_NAME, path, name);
 		free(text);
 		return EXIT_FAIL;

@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+
+#define CONF_MAX (1u << 20)	/* the configuration loader's own limit */
 
 bool config_file_path(const struct cli_options *opt, char *buf, size_t len)
 {
@@ -67,5 +70,79 @@ bool config_file_replace(const char *path, const char *text, size_t len)
 		return true;
 	fprintf(stderr, "%s: %s: %s\n", PROG_NAME, path, strerror(errno));
 	unlink(tmp);
+	return false;
+}
+
+char *config_file_read(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+
+	if (!f) {
+		fprintf(stderr, "%s: %s: %s (run postern init first?)\n", PROG_NAME,
+			path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(CONF_MAX + 1);
+	*len = buf ? fread(buf, 1, CONF_MAX + 1, f) : 0;
+	fclose(f);
+	if (!buf || *len > CONF_MAX) {
+		fprintf(stderr, "%s: %s: too large or out of memory\n", PROG_NAME, path);
+		free(buf);
+		return NULL;
+	}
+	buf[*len] = '\0';
+	return buf;
+}
+
+/* Past the block whose "{" is at or after p: the end of its closing line. */
+static const char *block_end(const char *p)
+{
+	int depth = 0;
+	bool opened = false;
+
+	for (; *p; p++) {
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (!*p)
+				return NULL;
+		} else if (*p == '#') {
+			p += strcspn(p, "\n");
+			if (!*p)
+				return NULL;
+		} else if (*p == '{') {
+			depth++;
+			opened = true;
+		} else if (*p == '}' && --depth == 0 && opened) {
+			p += strcspn(p, "\n");
+			return *p ? p + 1 : p;
+		}
+	}
+	return NULL;
+}
+
+bool config_file_find_server(const char *text, const char *name,
+			     size_t *start, size_t *end)
+{
+	size_t n = strlen(name);
+
+	for (const char *line = text; line && *line; ) {
+		const char *p = line + strspn(line, " \t"), *e;
+
+		if (strncmp(p, "server", 6) == 0) {
+			p += 6;
+			p += strspn(p, " \t");
+			if (*p == '"' && strncmp(p + 1, name, n) == 0 && p[1 + n] == '"' &&
+			    (e = block_end(p + 2 + n))) {
+				*start = (size_t)(line - text);
+				*end = (size_t)(e - text);
+				return true;
+			}
+		}
+		line = strchr(line, '\n');
+		line = line ? line + 1 : NULL;
+	}
 	return false;
 }

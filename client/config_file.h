@@ -21,6 +21,16 @@ void config_file_dir(const char *path, char *buf, size_t len);
  * quoting in the file and cannot end its string. */
 bool config_file_word_ok(const char *s);
 
+/* The whole file, NUL-terminated, at most 1 MiB; NULL (said on stderr)
+ * if it cannot be read. */
+char *config_file_read(const char *path, size_t *len);
+
+/* Where the block server "name" { ... } is in text: from the start of
+ * its first line to past the end of the line that closes it. Strings and
+ * # comments are skipped when braces are counted. */
+bool config_file_find_server(const char *text, const char *name,
+			     size_t *start, size_t *end);
+
 /* Write text to path through a temporary file beside it (mode 0600),
  * renamed over it: a crash leaves the old file or the new one. */
 bool config_file_replace(const char *path, const char *text, size_t len);

@@ -46,7 +46,7 @@ _postern() {
 		if [[ $cur == -* ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "-c -h --help -V --version" -- "$cur")
 		else
-			mapfile -t COMPREPLY < <(compgen -W "genkey pubkey genpsk init add-server knock pipe forward" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "genkey pubkey genpsk init add-server rm-server ls knock pipe forward" -- "$cur")
 		fi
 		return
 	fi
@@ -70,6 +70,10 @@ _postern() {
 		elif [[ $prev == forward ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "$(_postern_servers)" -- "$cur")
 		fi
+		;;
+	rm-server)
+		[[ $prev == rm-server ]] &&
+			mapfile -t COMPREPLY < <(compgen -W "$(_postern_servers)" -- "$cur")
 		;;
 	add-server)
 		[[ $cur == -* ]] &&

@@ -17,6 +17,8 @@ static const struct {
 	{ "genpsk", genpsk_main, "generate a pre-shared key" },
 	{ "init", init_main, "set up this device: admin.key and postern.conf" },
 	{ "add-server", add_server_main, "add a server: add-server NAME HOST PUBKEY [--tunnel-port P] [--knock-port K]" },
+	{ "rm-server", rm_server_main, "remove a server: rm-server NAME" },
+	{ "ls", ls_main, "the servers, and when a knock of ours last opened each" },
 	{ "knock", knock_main, "open servers' gates: knock NAME... | --all [--target ADDR] [--wait]" },
 	{ "pipe", pipe_main, "join stdin/stdout to a port on a server: pipe NAME PORT" },
 	{ "forward", forward_main, "forward local ports: forward [-L [BIND:]LPORT:NAME:RPORT]... | forward [NAME]" },

@@ -19,5 +19,7 @@ int pipe_main(const struct cli_options *opt, int argc, char *argv[]);
 int forward_main(const struct cli_options *opt, int argc, char *argv[]);
 int init_main(const struct cli_options *opt, int argc, char *argv[]);
 int add_server_main(const struct cli_options *opt, int argc, char *argv[]);
+int rm_server_main(const struct cli_options *opt, int argc, char *argv[]);
+int ls_main(const struct cli_options *opt, int argc, char *argv[]);
 
 #endif

@@ -34,7 +34,8 @@ is() {	# is "EXPECTED" WORDS...
 }
 
 C=$TMP/postern.conf
-check "subcommands" is "add-server forward genkey genpsk init knock pipe pubkey " postern ""
+check "subcommands" is "add-server forward genkey genpsk init knock ls pipe pubkey rm-server " postern ""
+check "rm-server: a server name" is "db-2 " postern -c "$C" rm-server d
 check "a subcommand from its start" is "knock " postern kn
 check "  ...after -c FILE" is "pipe " postern -c "$C" pi
 check "top-level options" is "--help --version " postern --

@@ -77,4 +77,32 @@ check "the result loads and lists web1" bash -c "
 	echo \"\$out\" | grep -q 'has no forward blocks for web1'"
 check "  ...and no other" bash -c "
 	out=\$('$POSTERN' forward web9 2>&1); echo \"\$out\" | grep -q \"no server 'web9'\""
+
+# ls: what is configured (nothing sent).
+P ls > "$TMP/ls.out" 2>&1
+check "ls lists web1 with its address and ports" bash -c "
+	awk '\$1 == \"web1\" && \$2 == \"203.0.113.10\" && \$3 == 9443 && \$4 == 62201' '$TMP/ls.out' | grep -q ." ||
+	cat "$TMP/ls.out"
+
+# rm-server: exactly the block, braces in comments and strings aside.
+cp "$POSTERN_HOME/postern.conf" "$TMP/conf.one"
+P add-server web2 198.51.100.7 "$SPUB" > /dev/null
+cat >> "$POSTERN_HOME/postern.conf" <<'CONF'
+# the end of the file, after web2 { not a block }
+CONF
+cp "$POSTERN_HOME/postern.conf" "$TMP/conf.two"
+# web2's block with a comment and a string that hold braces
+sed -i 's|^\taddress = "198.51.100.7"$|\taddress = "198.51.100.7"  # } a brace in a comment|' "$POSTERN_HOME/postern.conf"
+check "rm-server web2 succeeds" P rm-server web2
+check "  ...and takes out exactly its block" bash -c "
+	diff <(cat '$TMP/conf.one'; echo '# the end of the file, after web2 { not a block }') \
+	     '$POSTERN_HOME/postern.conf'"
+printf 'forward { listen = "127.0.0.1:2201"  server = "web1"  port = 22 }\n' >> "$POSTERN_HOME/postern.conf"
+cp "$POSTERN_HOME/postern.conf" "$TMP/conf.before"
+check "rm-server of a server a forward names is refused, with the line" bash -c "
+	out=\$('$POSTERN' rm-server web1 2>&1); [ \$? -eq 1 ] &&
+	echo \"\$out\" | grep -qE 'postern.conf:[0-9]+: a forward block still names web1' &&
+	cmp -s '$TMP/conf.before' '$POSTERN_HOME/postern.conf'"
+check "rm-server of no such server says so" bash -c "
+	out=\$('$POSTERN' rm-server web7 2>&1); [ \$? -eq 1 ] && echo \"\$out\" | grep -q 'no server \"web7\"'"
 finish
