@@ -62,6 +62,16 @@ static bool write_new(const char *path, const char *text, size_t len)
 	return true;
 }
 
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return false;
+	fprintf(stderr, "%s: %s exists: not overwritten\n", PROG_NAME, path);
+	return true;
+}
+
 /* The name this device gets on the servers: its host name, as a word. */
 static void device_name(char *buf, size_t len)
 {
@@ -75,7 +85,6 @@ int init_main(const struct cli_options *opt, int argc, char *argv[])
 	char conf[4096], dir[4096], key_path[4200], name[256];
 	char priv_text[KEY_B64_LEN + 2], pub_text[KEY_B64_LEN + 1];
 	uint8_t priv[KEY_LEN], pub[KEY_LEN];
-	struct stat st;
 	bool ok;
 
 	(void)argv;
@@ -88,12 +97,8 @@ int init_main(const struct cli_options *opt, int argc, char *argv[])
 	config_file_dir(conf, dir, sizeof(dir));
 	snprintf(key_path, sizeof(key_path), "%s/admin.key", dir);
 	/* Both checked first: nothing is written unless both are new. */
-	for (const char *p = conf; p; p = p == conf ? key_path : NULL) {
-		if (lstat(p, &st) == 0) {
-			fprintf(stderr, "%s: %s exists: not overwritten\n", PROG_NAME, p);
-			return EXIT_FAIL;
-		}
-	}
+	if (exists(conf) || exists(key_path))
+		return EXIT_FAIL;
 	if (!make_dirs(dir)) {
 		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, dir, strerror(errno));
 		return EXIT_FAIL;
