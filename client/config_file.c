@@ -49,24 +49,37 @@ bool config_file_word_ok(const char *s)
 	return true;
 }
 
+bool config_file_write(const char *path, const char *text, size_t len,
+		       bool exclusive)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+			    (exclusive ? O_EXCL : O_TRUNC), 0600);
+	bool ok;
+
+	if (fd < 0) {
+		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, path, strerror(errno));
+		return false;
+	}
+	ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+	if (close(fd) != 0 || !ok) {
+		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, path, strerror(errno));
+		unlink(path);
+		return false;
+	}
+	return true;
+}
+
 bool config_file_replace(const char *path, const char *text, size_t len)
 {
 	char tmp[4096];
-	int fd;
-	bool ok;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp)) {
 		fprintf(stderr, "%s: %s: path too long\n", PROG_NAME, path);
 		return false;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, tmp, strerror(errno));
+	if (!config_file_write(tmp, text, len, false))
 		return false;
-	}
-	ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (ok && rename(tmp, path) == 0)
+	if (rename(tmp, path) == 0)
 		return true;
 	fprintf(stderr, "%s: %s: %s\n", PROG_NAME, path, strerror(errno));
 	unlink(tmp);

@@ -31,6 +31,11 @@ char *config_file_read(const char *path, size_t *len);
 bool config_file_find_server(const char *text, const char *name,
 			     size_t *start, size_t *end);
 
+/* Write text to a new file (mode 0600, fsync'd); fails, said on stderr,
+ * if path exists (exclusive) or cannot be written. */
+bool config_file_write(const char *path, const char *text, size_t len,
+		       bool exclusive);
+
 /* Write text to path through a temporary file beside it (mode 0600),
  * renamed over it: a crash leaves the old file or the new one. */
 bool config_file_replace(const char *path, const char *text, size_t len);

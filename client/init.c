@@ -4,7 +4,6 @@
  * public key, and the line to run on each server. Never overwrites.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,25 +40,6 @@ static bool make_dirs(const char *dir)
 				return true;
 		}
 	}
-}
-
-/* A new file: fails if it exists. */
-static bool write_new(const char *path, const char *text, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	bool ok;
-
-	if (fd < 0) {
-		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, path, strerror(errno));
-		return false;
-	}
-	ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
-	if (close(fd) != 0 || !ok) {
-		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, path, strerror(errno));
-		unlink(path);
-		return false;
-	}
-	return true;
 }
 
 static bool exists(const char *path)
@@ -112,11 +92,11 @@ int init_main(const struct cli_options *opt, int argc, char *argv[])
 	key_to_base64(priv_text, priv);
 	wipe(priv, sizeof(priv));
 	strcat(priv_text, "\n");
-	ok = ok && write_new(key_path, priv_text, strlen(priv_text));
+	ok = ok && config_file_write(key_path, priv_text, strlen(priv_text), true);
 	wipe(priv_text, sizeof(priv_text));
 	if (!ok)
 		return EXIT_FAIL;
-	if (!write_new(conf, conf_text, sizeof(conf_text) - 1)) {
+	if (!config_file_write(conf, conf_text, sizeof(conf_text) - 1, true)) {
 		unlink(key_path);
 		return EXIT_FAIL;
 	}
