@@ -277,6 +277,17 @@ static const struct uvt_conn_hooks conn_hooks = {
 	.freed = conn_freed,
 };
 
+/* Ten seconds, or twenty connect times if longer: on a slow, lossy path
+ * TCP's first resend of a lost message waits about three round trips, and
+ * the handshake is three messages (1 s each way, 10 % loss: a run lost
+ * three and took over ten seconds). */
+static uint64_t handshake_limit_ms(const struct tclient *tc)
+{
+	uint64_t scaled = 20 * tc->gate_connect_ms;
+
+	return scaled > TCLIENT_HANDSHAKE_MS ? scaled : TCLIENT_HANDSHAKE_MS;
+}
+
 /* The socket is connected: the uvt_conn takes it from here. */
 static void handshake_start(struct tclient *tc, int fd)
 {
@@ -291,7 +302,7 @@ static void handshake_start(struct tclient *tc, int fd)
 		return;
 	}
 	tc->refs++;
-	tc->attempt_deadline_ms = uv_now(tc->loop) + TCLIENT_HANDSHAKE_MS;
+	tc->attempt_deadline_ms = uv_now(tc->loop) + handshake_limit_ms(tc);
 	timer_rearm(tc);
 }
 
@@ -488,9 +499,10 @@ static void timer_fired(uv_timer_t *t)
 	case TCLIENT_CONFIRMING:
 	case TCLIENT_HANDSHAKE:
 		if (now >= tc->attempt_deadline_ms) {
-			fail(tc, "%s: handshake timed out after %d s (is %s port %u "
+			fail(tc, "%s: handshake timed out after %llu s (is %s port %u "
 			     "a postern tunnel?)", tc->server->name,
-			     TCLIENT_HANDSHAKE_MS / 1000, tc->server->address,
+			     (unsigned long long)(handshake_limit_ms(tc) / 1000),
+			     tc->server->address,
 			     tc->server->tunnel_port);
 			return;
 		}

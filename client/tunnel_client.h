@@ -28,7 +28,7 @@
  * plus this before we knock: a closed gate drops the SYN without a word.
  * A wrong guess costs that much and a log line on the server. */
 #define TCLIENT_PROBE_MS 25
-#define TCLIENT_HANDSHAKE_MS 10000
+#define TCLIENT_HANDSHAKE_MS 10000	/* or 20 connect times: handshake_limit_ms() */
 /* A server that closes before answering message 1 is most often busy (its
  * pending-handshake cap pushed us out): try again, 4 more times, after
  * 100, 200, 400, 800 ms, each drawn from [d/2, d] so that clients pushed
