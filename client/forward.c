@@ -18,10 +18,9 @@
 
 #include "addr.h"
 #include "context.h"
+#include "local_listen.h"
 #include "pool.h"
-
-#define DEFAULT_BIND "127.0.0.1"
-#define LISTEN_BACKLOG 128
+#include "tunnel_client.h"
 
 struct forward;
 
@@ -34,6 +33,7 @@ struct listener {
 	socklen_t sa_len;
 	uint16_t rport;
 	bool open;			/* tcp initialised */
+	bool unlisted_said;		/* rport not in a hello: said once */
 	char name[ADDR_TEXT_MAX];	/* "127.0.0.1:2201", for messages */
 };
 
@@ -166,9 +166,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static bool parse_spec(const char *spec, struct listener *l, const char **name)
 {
 	static char buf[512];	/* *name points into it */
-	char addr[INET6_ADDRSTRLEN + 16];
-	const char *bind = DEFAULT_BIND;
-	char *rport, *server, *lport;
+	char *rport, *server;
 
 	if (strlen(spec) >= sizeof(buf))
 		return false;
@@ -182,56 +180,56 @@ static bool parse_spec(const char *spec, struct listener *l, const char **name)
 		return false;
 	*server++ = '\0';
 	*name = server;
-	lport = strrchr(buf, ':');
-	if (lport) {
-		*lport++ = '\0';
-		bind = buf;
-		if (!strcmp(bind, "localhost"))
-			bind = "127.0.0.1";
-		else if (!strcmp(bind, "*"))
-			bind = "0.0.0.0";
-	} else {
-		lport = buf;
-	}
 	if (!**name || !addr_parse_port(rport, &l->rport))
 		return false;
-	snprintf(addr, sizeof(addr), "%s:%s", bind, lport);
-	return addr_parse(addr, &l->sa, &l->sa_len);
+	return local_listen_parse(buf, &l->sa, &l->sa_len);
+}
+
+/* A tunnel is up: a listener whose port its hello does not list would
+ * fail every connection; say so now, once, rather than then. */
+static void tunnel_up(void *user, const struct tclient *tc)
+{
+	struct forward *f = user;
+	char ports[512];
+
+	for (size_t i = 0; i < f->n_listeners; i++) {
+		struct listener *l = &f->listeners[i];
+
+		if (l->server != tc->server || l->unlisted_said ||
+		    tclient_port_allowed(tc, l->rport))
+			continue;
+		l->unlisted_said = true;
+		tclient_ports_text(tc, ports, sizeof(ports));
+		fprintf(stderr, "%s: %s: port %u not allowed (server allows: %s): "
+			"the forward from %s fails until the server's "
+			"tunnel.egress lists it\n", PROG_NAME, tc->server->name,
+			l->rport, ports, l->name);
+	}
 }
 
 static struct pool *pool_for(struct forward *f, const struct server_entry *s)
 {
 	size_t i = (size_t)(s - f->ctx.cfg.servers);
 
-	if (!f->pools[i])
+	if (!f->pools[i]) {
 		f->pools[i] = pool_new(&f->loop, &f->ctx, s, true);
+		if (f->pools[i])
+			pool_on_up(f->pools[i], tunnel_up, f);
+	}
 	return f->pools[i];
 }
 
 static bool start_listener(struct forward *f, struct listener *l)
 {
-	struct sockaddr_storage bound;
-	int len = sizeof(bound), rc;
-
 	l->fwd = f;
 	l->pool = pool_for(f, l->server);
-	addr_format(l->name, sizeof(l->name), &l->sa);
 	if (!l->pool) {
 		fprintf(stderr, "%s: out of memory\n", PROG_NAME);
 		return false;
 	}
-	uv_tcp_init(&f->loop, &l->tcp);
 	l->open = true;
-	rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&l->sa, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
-	if (rc < 0) {
-		fprintf(stderr, "%s: %s: cannot listen: %s\n", PROG_NAME, l->name,
-			uv_strerror(rc));
+	if (!local_listen(&f->loop, &l->tcp, &l->sa, on_connection, l->name))
 		return false;
-	}
-	if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len) == 0)
-		addr_format(l->name, sizeof(l->name), &bound);
 	printf("forwarding %s to %s port %u\n", l->name, l->server->name, l->rport);
 	return true;
 }

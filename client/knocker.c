@@ -49,14 +49,11 @@ static uint64_t knock_timestamp_ms(void)
 	return last;
 }
 
-bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
-		const struct sockaddr_storage *sa, socklen_t len,
-		const uint8_t *target, char *err, size_t err_len)
+bool knock_packet(const struct client_ctx *ctx, const struct server_entry *s,
+		  const uint8_t *target, uint8_t *pkt,
+		  char *err, size_t err_len)
 {
 	struct knock_payload p = { .timestamp_ms = knock_timestamp_ms() };
-	uint8_t pkt[KNOCK_LEN];
-	ssize_t n;
-	int fd;
 
 	if (target)
 		memcpy(p.target, target, sizeof(p.target));
@@ -65,6 +62,19 @@ bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
 		snprintf(err, err_len, "%s: cannot build a knock", s->name);
 		return false;
 	}
+	return true;
+}
+
+bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,
+		const struct sockaddr_storage *sa, socklen_t len,
+		const uint8_t *target, char *err, size_t err_len)
+{
+	uint8_t pkt[KNOCK_LEN];
+	ssize_t n;
+	int fd;
+
+	if (!knock_packet(ctx, s, target, pkt, err, err_len))
+		return false;
 	fd = socket(sa->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, err_len, "%s: socket: %s", s->name, strerror(errno));
@@ -100,8 +110,9 @@ void gate_failure_text(char *buf, size_t len, const struct server_entry *s,
 		 "refused the knocks (wrong server key, PSK or knock port, "
 		 "clocks more than its window apart, or this device's key is "
 		 "not listed), posternd is not running there, or the link lost "
-		 "them or is slower than connect_timeout allows; the server's "
-		 "journal says which (journalctl -u posternd)", s->name,
-		 s->tunnel_port, (unsigned long long)(total_ms / 1000),
-		 gate_knocks(g), last);
+		 "them or is slower than connect_timeout allows; postern doctor "
+		 "%s narrows it down, and on the server postern gate status "
+		 "says which", s->name, s->tunnel_port,
+		 (unsigned long long)(total_ms / 1000), gate_knocks(g), last,
+		 s->name);
 }

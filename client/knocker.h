@@ -13,6 +13,10 @@ bool resolve_server(const struct server_entry *s, uint16_t port,
 		    struct sockaddr_storage *sa, socklen_t *len,
 		    char *err, size_t err_len);
 
+/* A fresh knock for s, into pkt (KNOCK_LEN bytes). */
+bool knock_packet(const struct client_ctx *ctx, const struct server_entry *s,
+		  const uint8_t *target, uint8_t *pkt, char *err, size_t err_len);
+
 /* Send one knock to s at sa (its knock port). target: NULL, or the address
  * (16-byte form) the server should open instead of the packet's source. */
 bool knock_send(const struct client_ctx *ctx, const struct server_entry *s,

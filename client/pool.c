@@ -34,6 +34,8 @@ struct pool_stream {
 	uint16_t port;
 	bool answered;
 	bool retried;			/* sent again after its tunnel died */
+	enum pool_fail fail;		/* once failed */
+	uint8_t status;			/* the server's, if it answered */
 	char err[512];
 };
 
@@ -50,6 +52,8 @@ struct pool {
 	uint64_t not_before;		/* no connect before this (uv_now) */
 	uint64_t open_until;		/* our last knock opened the gate */
 	uint64_t connect_ms;		/* the connect time of that tunnel */
+	pool_up_fn *on_up;		/* pool_on_up's */
+	void *on_up_user;
 };
 
 static void dispatch(struct pool *p);
@@ -128,12 +132,14 @@ static size_t st_preamble(struct uvt_stream *s, const uint8_t *p, size_t n)
 	if (ps->answered || n == 0)
 		return 0;
 	ps->answered = true;
+	ps->status = p[0];
 	if (p[0] == TUNNEL_STATUS_OK) {
 		ps->hooks->ready(ps, s);
 		return 1;
 	}
 	snprintf(ps->err, sizeof(ps->err), "%s: port %u: %s",
 		 ps->pool->server->name, ps->port, tunnel_status_str(p[0]));
+	ps->fail = POOL_FAIL_STATUS;
 	/* failed runs inside; taking every byte keeps ev_data off s after. */
 	uvt_stream_reset(s);
 	return n;
@@ -180,6 +186,8 @@ static void st_failed(struct uvt_stream *s)
 	ps->conn->active--;
 	if (!ps->err[0] && retry_on_fresh_tunnel(ps))
 		return;
+	if (ps->fail != POOL_FAIL_STATUS)
+		ps->fail = POOL_FAIL_LOST;
 	if (ps->err[0])
 		;
 	else if (ps->conn->dead)
@@ -243,6 +251,7 @@ static bool start_stream(struct pool *p, struct pool_conn *c, struct pool_stream
 	/* The hello lists what the server would allow: fail without asking. */
 	if (!tclient_port_allowed(&c->tc, ps->port)) {
 		tclient_ports_text(&c->tc, ports, sizeof(ports));
+		ps->fail = POOL_FAIL_NOT_LISTED;
 		stream_fail(ps, "%s: port %u not allowed (server allows: %s)",
 			    p->server->name, ps->port, ports);
 		return true;
@@ -302,6 +311,8 @@ static void tc_up(struct tclient *tc)
 		p->connect_ms = tc->gate_connect_ms;
 	}
 	warn_skew(p, tc->skew_ms);
+	if (p->on_up)
+		p->on_up(p->on_up_user, tc);
 	plog(p, "tunnel up (%s, %llu ms)", tc->knocked ? "knocked" : "gate was open",
 	     (unsigned long long)tc->connect_ms);
 	dispatch(p);
@@ -545,6 +556,16 @@ void *pool_stream_user(const struct pool_stream *ps)
 	return ps->user;
 }
 
+enum pool_fail pool_stream_fail(const struct pool_stream *ps)
+{
+	return ps->fail;
+}
+
+uint8_t pool_stream_status(const struct pool_stream *ps)
+{
+	return ps->status;
+}
+
 void pool_stream_free(struct pool_stream *ps)
 {
 	struct pool_conn *c = ps->conn;
@@ -556,6 +577,12 @@ void pool_stream_free(struct pool_stream *ps)
 		c->refs--;
 		conn_maybe_free(c);
 	}
+}
+
+void pool_on_up(struct pool *p, pool_up_fn *fn, void *user)
+{
+	p->on_up = fn;
+	p->on_up_user = user;
 }
 
 void pool_warm(struct pool *p)

@@ -60,6 +60,23 @@ struct pool_stream *pool_open(struct pool *p, uint16_t port,
 void *pool_stream_user(const struct pool_stream *ps);
 void pool_stream_free(struct pool_stream *ps);
 
+/* After failed: why, for a caller that answers in kind (socks). */
+enum pool_fail {
+	POOL_FAIL_TUNNEL,	/* no tunnel: knock, connect, handshake, closing */
+	POOL_FAIL_NOT_LISTED,	/* the server hello does not list the port */
+	POOL_FAIL_STATUS,	/* the server answered: pool_stream_status() */
+	POOL_FAIL_LOST,		/* the stream or its tunnel ended unanswered */
+};
+enum pool_fail pool_stream_fail(const struct pool_stream *ps);
+/* The server's status byte (TUNNEL_STATUS_*), after POOL_FAIL_STATUS. */
+uint8_t pool_stream_status(const struct pool_stream *ps);
+
+/* Called each time a tunnel comes up, before waiting streams go: tc's
+ * hello is the server's (forward checks its ports against it). */
+struct tclient;
+typedef void pool_up_fn(void *user, const struct tclient *tc);
+void pool_on_up(struct pool *p, pool_up_fn *fn, void *user);
+
 /* Bring a connection up now, with nothing to carry yet: errors show at
  * once, and the first stream finds the tunnel ready. */
 void pool_warm(struct pool *p);

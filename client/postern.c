@@ -19,9 +19,12 @@ static const struct {
 	{ "add-server", add_server_main, "add a server: add-server NAME HOST PUBKEY [--tunnel-port P] [--knock-port K]" },
 	{ "rm-server", rm_server_main, "remove a server: rm-server NAME" },
 	{ "ls", ls_main, "the servers, and when a knock of ours last opened each" },
+	{ "gate", gate_main, "on a server, as root: gate init | allow | revoke | ls | status | apply-nft" },
 	{ "knock", knock_main, "open servers' gates: knock NAME... | --all [--target ADDR] [--wait]" },
 	{ "pipe", pipe_main, "join stdin/stdout to a port on a server: pipe NAME PORT" },
 	{ "forward", forward_main, "forward local ports: forward [-L [BIND:]LPORT:NAME:RPORT]... | forward [NAME]" },
+	{ "socks", socks_main, "a SOCKS5 proxy onto the servers' ports: socks [BIND:]PORT" },
+	{ "doctor", doctor_main, "check each step to servers, say what is wrong: doctor [NAME...]" },
 };
 
 static void usage(FILE *f)

@@ -17,9 +17,12 @@ int pubkey_main(const struct cli_options *opt, int argc, char *argv[]);
 int knock_main(const struct cli_options *opt, int argc, char *argv[]);
 int pipe_main(const struct cli_options *opt, int argc, char *argv[]);
 int forward_main(const struct cli_options *opt, int argc, char *argv[]);
+int socks_main(const struct cli_options *opt, int argc, char *argv[]);
+int doctor_main(const struct cli_options *opt, int argc, char *argv[]);
 int init_main(const struct cli_options *opt, int argc, char *argv[]);
 int add_server_main(const struct cli_options *opt, int argc, char *argv[]);
 int rm_server_main(const struct cli_options *opt, int argc, char *argv[]);
 int ls_main(const struct cli_options *opt, int argc, char *argv[]);
+int gate_main(const struct cli_options *opt, int argc, char *argv[]);
 
 #endif

@@ -132,9 +132,11 @@ static void fail(struct tclient *tc, const char *fmt, ...)
  * in only at message 2) or the reply was altered. */
 static void fail_refused(struct tclient *tc)
 {
+	tc->failure = TCLIENT_FAIL_HS_AUTH;
 	fail(tc, "%s: handshake refused: wrong server key or PSK, or this "
 	     "device's key is not allowed (the server does not say which, by "
-	     "design)", tc->server->name);
+	     "design); postern doctor %s tells more", tc->server->name,
+	     tc->server->name);
 }
 
 static uint64_t hs_backoff_ms(unsigned int tries)
@@ -156,12 +158,14 @@ static uint64_t hs_backoff_ms(unsigned int tries)
 static void hs_closed_early(struct tclient *tc)
 {
 	if (tc->hs_retries >= TCLIENT_HS_RETRIES) {
+		tc->failure = TCLIENT_FAIL_HS_CLOSED;
 		fail(tc, "%s: the server closed the connection before answering "
 		     "the handshake (%u tries). Possible causes, most likely "
 		     "first: the server is busy (its handshake cap was reached), "
 		     "a wrong server key or PSK, this device's key is not "
-		     "allowed; the server's journal says which",
-		     tc->server->name, tc->hs_retries + 1);
+		     "allowed; the server's journal says which, and postern "
+		     "doctor %s tells more", tc->server->name,
+		     tc->hs_retries + 1, tc->server->name);
 		return;
 	}
 	tc->hs_retries++;
@@ -253,12 +257,14 @@ static void conn_hs_failed(struct uvt_conn *c, enum uvt_hs_error e,
 		hs_closed_early(tc);
 		break;
 	case UVT_HS_CUT:
+		tc->failure = TCLIENT_FAIL_HS_PROTO;
 		fail(tc, "%s: handshake: the server's answer was cut short", s->name);
 		break;
 	case UVT_HS_AUTH:
 		fail_refused(tc);
 		break;
 	case UVT_HS_PROTO:
+		tc->failure = TCLIENT_FAIL_HS_PROTO;
 		fail(tc, "%s: handshake failed: %s (is %s port %u a postern tunnel?)",
 		     s->name, detail, s->address, s->tunnel_port);
 		break;
@@ -331,6 +337,8 @@ static void connected(struct tclient *tc, struct tclient_attempt **slot)
 	gate_free(tc->gate);
 	tc->gate = NULL;
 	tune_socket(fd);
+	if (tc->hooks->reached)
+		tc->hooks->reached(tc);
 	handshake_start(tc, fd);
 }
 
@@ -406,6 +414,9 @@ static bool send_knock(struct tclient *tc, char *err, size_t err_len)
 		((struct sockaddr_in6 *)&ksa)->sin6_port = htons(tc->server->knock_port);
 	else
 		((struct sockaddr_in *)&ksa)->sin_port = htons(tc->server->knock_port);
+	tc->knocks++;
+	if (tc->hooks->knock)
+		return tc->hooks->knock(tc, &ksa, tc->sa_len, err, err_len);
 	return knock_send(tc->ctx, tc->server, &ksa, tc->sa_len, NULL, err, err_len);
 }
 
@@ -428,6 +439,7 @@ static void reach(struct tclient *tc)
 			/* The first knock failing ends it; a later one shows
 			 * as "unanswered" in the end. */
 			if (!send_knock(tc, err, sizeof(err)) && !tc->knocked) {
+				tc->failure = TCLIENT_FAIL_KNOCK;
 				fail(tc, "%s", err);
 				return;
 			}
@@ -448,6 +460,9 @@ static void reach(struct tclient *tc)
 				fail(tc, "%s: lost the connected socket", tc->server->name);
 			return;
 		case GATE_FAILED:
+			tc->failure = a.failure == GATE_REFUSED ?
+				      TCLIENT_FAIL_REFUSED : TCLIENT_FAIL_UNANSWERED;
+			tc->last_error = gate_last_error(tc->gate);
 			gate_failure_text(err, sizeof(err), tc->server, tc->gate,
 					  a.failure, tc->ctx->connect_timeout_ms);
 			fail(tc, "%s", err);
@@ -499,6 +514,7 @@ static void timer_fired(uv_timer_t *t)
 	case TCLIENT_CONFIRMING:
 	case TCLIENT_HANDSHAKE:
 		if (now >= tc->attempt_deadline_ms) {
+			tc->failure = TCLIENT_FAIL_HS_TIMEOUT;
 			fail(tc, "%s: handshake timed out after %llu s (is %s port %u "
 			     "a postern tunnel?)", tc->server->name,
 			     (unsigned long long)(handshake_limit_ms(tc) / 1000),
@@ -530,11 +546,14 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	if (tc->state != TCLIENT_RESOLVING) {
 		/* cancelled, or closed meanwhile */
 	} else if (status < 0) {
+		tc->failure = TCLIENT_FAIL_RESOLVE;
 		fail(tc, "%s: cannot resolve %s: %s", tc->server->name,
 		     tc->server->address, uv_strerror(status));
 	} else {
 		memcpy(&tc->sa, res->ai_addr, res->ai_addrlen);
 		tc->sa_len = res->ai_addrlen;
+		if (tc->hooks->resolved)
+			tc->hooks->resolved(tc);
 		reach_start(tc, tc->probe_ms);
 	}
 	uv_freeaddrinfo(res);
@@ -567,9 +586,11 @@ bool tclient_connect(struct tclient *tc, uv_loop_t *loop,
 	snprintf(service, sizeof(service), "%u", s->tunnel_port);
 	tc->gai.data = tc;
 	rc = uv_getaddrinfo(loop, &tc->gai, resolved, s->address, service, &hints);
-	if (rc < 0)
+	if (rc < 0) {
+		tc->failure = TCLIENT_FAIL_RESOLVE;
 		fail(tc, "%s: cannot resolve %s: %s", s->name, s->address,
 		     uv_strerror(rc));
+	}
 	else
 		tc->refs++;
 	return true;

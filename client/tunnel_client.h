@@ -49,6 +49,27 @@ struct tclient_hooks {
 	void (*ended)(struct tclient *tc, const char *err);
 	/* Every handle is closed: tc may be freed. */
 	void (*freed)(struct tclient *tc);
+
+	/* Optional, for postern doctor: each step as it happens. */
+	void (*resolved)(struct tclient *tc);	/* tc->sa: the tunnel port */
+	void (*reached)(struct tclient *tc);	/* connected; handshake next */
+	/* Send each knock (to sa, the knock port) instead of knock_send(),
+	 * for a caller that watches the socket for an ICMP answer. */
+	bool (*knock)(struct tclient *tc, const struct sockaddr_storage *sa,
+		      socklen_t len, char *err, size_t err_len);
+};
+
+/* Why the tunnel never came up, for a caller that explains it. */
+enum tclient_failure {
+	TCLIENT_FAIL_OTHER,
+	TCLIENT_FAIL_RESOLVE,
+	TCLIENT_FAIL_KNOCK,		/* the first knock could not be sent */
+	TCLIENT_FAIL_REFUSED,		/* a reset from the tunnel port */
+	TCLIENT_FAIL_UNANSWERED,	/* the port stayed shut */
+	TCLIENT_FAIL_HS_CLOSED,		/* closed before message 2, each try */
+	TCLIENT_FAIL_HS_AUTH,		/* message 2 did not authenticate */
+	TCLIENT_FAIL_HS_PROTO,		/* not a postern tunnel's answer */
+	TCLIENT_FAIL_HS_TIMEOUT,
 };
 
 enum tclient_state {
@@ -86,7 +107,10 @@ struct tclient {
 	uint64_t probe_ms;		/* as given to tclient_connect */
 	uint64_t gate_connect_ms;	/* the last connect's time */
 	bool knocked;
+	unsigned int knocks;		/* sent, in all */
 	unsigned int hs_retries;	/* handshakes closed before an answer */
+	enum tclient_failure failure;	/* when failed was called */
+	int last_error;			/* UNANSWERED: the last connect's errno */
 
 	/* Once up. */
 	struct tunnel_server_hello hello;

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <confuse.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -71,6 +72,8 @@ static const struct rule rules[] = {
 	{ "knock", "nft_set4", CHECK_NFT_NAME, 0, 0 },
 	{ "knock", "nft_set6", CHECK_NFT_NAME, 0, 0 },
 	{ "knock", "state_file", CHECK_FILE, 0, 0 },
+	{ "knock", "status_file", CHECK_FILE, 0, 0 },
+	{ "tunnel", "status_file", CHECK_FILE, 0, 0 },
 	{ "knock", "rate", CHECK_RANGE, 1, 1000 },
 	{ "knock", "burst", CHECK_RANGE, 1, 1000 },
 	{ "knock", "rate_sources", CHECK_RANGE, 16, 1 << 24 },
@@ -130,6 +133,7 @@ static cfg_opt_t knock_opts[] = {
 	CFG_STR("nft_set6", "allow6", CFGF_NONE),
 	CFG_BOOL("allow_target", cfg_false, CFGF_NONE),
 	CFG_STR("state_file", NULL, CFGF_NODEFAULT),
+	CFG_STR("status_file", POSTERND_STATUS_FILE, CFGF_NONE),
 	CFG_INT_CB("rate", 2, CFGF_NONE, parse_number),
 	CFG_INT_CB("burst", 10, CFGF_NONE, parse_number),
 	CFG_INT_CB("rate_sources", 4096, CFGF_NONE, parse_number),
@@ -148,6 +152,7 @@ static cfg_opt_t tunnel_opts[] = {
 	CFG_INT_CB("max_streams", 256, CFGF_NONE, parse_number),
 	CFG_INT_CB("stream_open_timeout", 10, CFGF_NONE, parse_number),
 	CFG_INT_CB("stream_buffer", 1048576, CFGF_NONE, parse_number),
+	CFG_STR("status_file", TUNNELD_STATUS_FILE, CFGF_NONE),
 	CFG_END()
 };
 
@@ -165,6 +170,13 @@ static cfg_opt_t server_file_opts[] = {
 	PSK_OPTS,
 	CFG_SEC("knock", knock_opts, CFGF_NONE),
 	CFG_SEC("tunnel", tunnel_opts, CFGF_NONE),
+	CFG_SEC("client", client_opts,
+		CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
+	CFG_END()
+};
+
+/* A drop-in of clients.d/: client sections and nothing else. */
+static cfg_opt_t clients_file_opts[] = {
 	CFG_SEC("client", client_opts,
 		CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 	CFG_END()
@@ -539,6 +551,30 @@ static bool host_ok(const char *s)
 	return true;
 }
 
+/* "203.0.113.10:8443", "[2001:db8::1]:8443", "web1.example.org:8443":
+ * where the port starts, or NULL (a bare IPv6 address has more colons). */
+static const char *host_port(const char *s)
+{
+	const char *c = s[0] == '[' ? strstr(s, "]:") : strchr(s, ':');
+
+	if (!c || (s[0] != '[' && strchr(c + 1, ':')))
+		return NULL;
+	c += s[0] == '[' ? 2 : 1;
+	return *c && strspn(c, "0123456789") == strlen(c) ? c : NULL;
+}
+
+/* The CLI's address is a host alone: the port is tunnel_port. */
+static int fail_host_port(cfg_t *sec, cfg_opt_t *opt, const char *s)
+{
+	const char *port = host_port(s);
+	int bracket = s[0] == '[';
+
+	fail(sec, sec->line, opt->name, "\"%s\" holds a port: write address = "
+	     "\"%.*s\" and tunnel_port = %s", s, (int)(port - s) - 1 - 2 * bracket,
+	     s + bracket, port);
+	return -1;
+}
+
 static int check_number(cfg_t *sec, cfg_opt_t *opt, const struct rule *r,
 			long v)
 {
@@ -605,6 +641,8 @@ static int check_string(cfg_t *sec, cfg_opt_t *opt, const struct rule *r,
 	case CHECK_HOST:
 		if (!host_ok(s))
 			why = "not a valid host name or address";
+		else if (host_port(s))
+			return fail_host_port(sec, opt, s);
 		break;
 	case CHECK_NAME:
 		if (!name_ok(s))
@@ -744,7 +782,7 @@ static cfg_t *parse(const char *path, cfg_opt_t *opts, char *err,
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.path = path;
-	ctx.titled = opts == server_file_opts ? "client" : "server";
+	ctx.titled = opts == cli_file_opts ? "server" : "client";
 	ctx.err = err;
 	ctx.err_len = err_len;
 	if (err_len)
@@ -872,6 +910,9 @@ static bool load_psk(struct psk_source *psk, cfg_t *cfg, const char *dir)
 		free(psk->value);
 		psk->kind = psk_options[i].kind;
 		psk->value = psk->kind == PSK_FILE ? resolve(dir, v) : strdup(v);
+		if (psk->kind == PSK_CREDENTIAL &&
+		    !(psk->file = resolve(dir, v)))
+			return false;
 	}
 	return psk->value != NULL;
 }
@@ -1021,10 +1062,12 @@ static bool fill_knock(struct knock_config *k, cfg_t *s, const char *dir)
 	k->replay_entries = (unsigned int)cfg_getint(s, "replay_entries");
 	if (state && !(k->state_file = resolve(dir, state)))
 		return false;
+	if (!(k->status_file = resolve(dir, cfg_getstr(s, "status_file"))))
+		return false;
 	return k->nft_family && k->nft_table && k->nft_set4 && k->nft_set6;
 }
 
-static bool fill_tunnel(struct tunnel_config *t, cfg_t *s)
+static bool fill_tunnel(struct tunnel_config *t, cfg_t *s, const char *dir)
 {
 	unsigned int n = cfg_size(s, "listen"), i;
 
@@ -1047,34 +1090,162 @@ static bool fill_tunnel(struct tunnel_config *t, cfg_t *s)
 	t->max_streams = (unsigned int)cfg_getint(s, "max_streams");
 	t->stream_open_timeout = (unsigned int)cfg_getint(s, "stream_open_timeout");
 	t->stream_buffer = (unsigned int)cfg_getint(s, "stream_buffer");
+	if (!(t->status_file = resolve(dir, cfg_getstr(s, "status_file"))))
+		return false;
 	return get_ports(s, "egress", &t->egress, &t->n_egress);
 }
 
+/* Append the client sections of one file, which c->client_files holds
+ * last. */
 static bool fill_clients(struct server_config *c, cfg_t *cfg)
 {
-	unsigned int n = cfg_size(cfg, "client");
+	unsigned int n = cfg_size(cfg, "client"), i;
+	const char *file = c->client_files[c->n_client_files - 1];
+	struct client_entry *all;
 
 	if (n == 0)
 		return true;
-	c->clients = calloc(n, sizeof(*c->clients));
-	if (!c->clients)
+	all = reallocarray(c->clients, c->n_clients + n, sizeof(*all));
+	if (!all)
 		return false;
-	for (c->n_clients = 0; c->n_clients < n; c->n_clients++) {
-		cfg_t *s = cfg_getnsec(cfg, "client", (unsigned int)c->n_clients);
-		struct client_entry *e = &c->clients[c->n_clients];
+	c->clients = all;
+	for (i = 0; i < n; i++) {
+		cfg_t *s = cfg_getnsec(cfg, "client", i);
+		struct client_entry *e = &c->clients[c->n_clients++];
 		const char *expires = get_str(s, "expires");
 
+		memset(e, 0, sizeof(*e));
+		e->file = file;
 		e->line = (unsigned int)line_of(s, NULL);
 		key_from_base64(e->public_key, cfg_getstr(s, "public_key"));
 		if (expires)
 			parse_date(expires, &e->expires_at);
 		e->name = strdup(s->title);
-		if (!e->name || !get_ports(s, "open", &e->open, &e->n_open)) {
-			c->n_clients++;	/* so that free sees it */
+		if (!e->name || !get_ports(s, "open", &e->open, &e->n_open))
+			return false;
+	}
+	return true;
+}
+
+static bool add_client_file(struct server_config *c, const char *path)
+{
+	char **files = reallocarray(c->client_files, c->n_client_files + 1,
+				    sizeof(*files));
+
+	if (!files)
+		return false;
+	c->client_files = files;
+	files[c->n_client_files] = strdup(path);
+	if (!files[c->n_client_files])
+		return false;
+	c->n_client_files++;
+	return true;
+}
+
+/* Drop-ins: *.conf, not hidden (an editor's or a deployment tool's
+ * temporary file begins with a dot). */
+static int dropin_name(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && n > 5 &&
+	       strcmp(d->d_name + n - 5, ".conf") == 0;
+}
+
+/* A client in two files: libconfuse sees one file at a time. */
+static bool check_across_files(const struct server_config *c, char *err,
+			       size_t err_len)
+{
+	for (size_t i = 0; i < c->n_clients; i++) {
+		const struct client_entry *a = &c->clients[i];
+
+		for (size_t j = 0; j < i; j++) {
+			const struct client_entry *b = &c->clients[j];
+			const char *what;
+
+			if (a->file == b->file)
+				continue;	/* checked with its file */
+			if (strcmp(a->name, b->name) == 0)
+				what = "same name as";
+			else if (memcmp(a->public_key, b->public_key,
+					KEY_LEN) == 0)
+				what = "same key as";
+			else
+				continue;
+			snprintf(err, err_len, "%s:%u: client \"%s\": %s "
+				 "client \"%s\" (%s:%u)", a->file, a->line,
+				 a->name, what, b->name, b->file, b->line);
 			return false;
 		}
 	}
 	return true;
+}
+
+static bool load_dropin(struct server_config *c, const char *path,
+			char *err, size_t err_len)
+{
+	cfg_t *cfg = parse(path, clients_file_opts, err, err_len);
+	bool ok;
+
+	if (!cfg)
+		return false;
+	ok = check_clients(cfg);
+	if (ok && !(add_client_file(c, path) && fill_clients(c, cfg))) {
+		fail(NULL, 0, NULL, "out of memory");
+		ok = false;
+	}
+	end_parse(cfg);
+	return ok;
+}
+
+/* clients.d/ beside the config, if there is one: whoever may write in it
+ * decides who gets in, as with the config itself. */
+static bool load_dropins(struct server_config *c, const char *dir,
+			 char *err, size_t err_len)
+{
+	struct dirent **names;
+	struct stat st;
+	char *path;
+	bool ok = true;
+	int n, i;
+
+	if (asprintf(&path, "%s/%s", strcmp(dir, "/") ? dir : "",
+		     CLIENTS_DIR) < 0) {
+		snprintf(err, err_len, "out of memory");
+		return false;
+	}
+	if (stat(path, &st) != 0 && errno == ENOENT) {
+		free(path);
+		return true;
+	}
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, err_len, "%s: writable by group or others; fix "
+			 "with: chmod go-w %s", path, path);
+		free(path);
+		return false;
+	}
+	n = scandir(path, &names, dropin_name, alphasort);
+	if (n < 0) {
+		snprintf(err, err_len, "%s: %s", path, strerror(errno));
+		free(path);
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		char *file;
+
+		if (ok && asprintf(&file, "%s/%s", path, names[i]->d_name) >= 0) {
+			ok = load_dropin(c, file, err, err_len);
+			free(file);
+		} else if (ok) {
+			snprintf(err, err_len, "out of memory");
+			ok = false;
+		}
+		free(names[i]);
+	}
+	free(names);
+	free(path);
+	return ok && check_across_files(c, err, err_len);
 }
 
 bool server_config_load(struct server_config *c, const char *path,
@@ -1099,6 +1270,8 @@ bool server_config_load(struct server_config *c, const char *path,
 		ok = dir &&
 		     (c->path = strdup(path)) &&
 		     (c->private_key_file = resolve(dir,
+				get_str(cfg, "private_key_credential") ?
+				get_str(cfg, "private_key_credential") :
 				cfg_getstr(cfg, "private_key_file"))) &&
 		     (!get_str(cfg, "private_key_credential") ||
 		      (c->private_key_credential =
@@ -1106,13 +1279,14 @@ bool server_config_load(struct server_config *c, const char *path,
 		     load_psk(&c->psk, cfg, dir) &&
 		     (c->user = strdup(cfg_getstr(cfg, "user"))) &&
 		     fill_knock(&c->knock, cfg_getsec(cfg, "knock"), dir) &&
-		     fill_tunnel(&c->tunnel, cfg_getsec(cfg, "tunnel")) &&
-		     fill_clients(c, cfg);
+		     fill_tunnel(&c->tunnel, cfg_getsec(cfg, "tunnel"), dir) &&
+		     add_client_file(c, path) && fill_clients(c, cfg);
 		if (dir && !ok)
 			fail(NULL, 0, NULL, "out of memory");
 	}
-	free(dir);
 	end_parse(cfg);
+	ok = ok && load_dropins(c, dir, err, err_len);
+	free(dir);
 	if (!ok)
 		server_config_free(c);
 	return ok;
@@ -1126,12 +1300,15 @@ void server_config_free(struct server_config *c)
 	free(c->private_key_file);
 	free(c->private_key_credential);
 	free(c->psk.value);
+	free(c->psk.file);
 	free(c->user);
 	free(c->knock.nft_family);
 	free(c->knock.nft_table);
 	free(c->knock.nft_set4);
 	free(c->knock.nft_set6);
 	free(c->knock.state_file);
+	free(c->knock.status_file);
+	free(c->tunnel.status_file);
 	for (i = 0; i < c->tunnel.n_listen; i++)
 		free(c->tunnel.listen[i]);
 	free(c->tunnel.listen);
@@ -1141,6 +1318,9 @@ void server_config_free(struct server_config *c)
 		free(c->clients[i].open);
 	}
 	free(c->clients);
+	for (i = 0; i < c->n_client_files; i++)
+		free(c->client_files[i]);
+	free(c->client_files);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1292,6 +1472,7 @@ void cli_config_free(struct cli_config *c)
 	free(c->path);
 	free(c->private_key_file);
 	free(c->psk.value);
+	free(c->psk.file);
 	for (i = 0; i < c->n_servers; i++) {
 		free(c->servers[i].name);
 		free(c->servers[i].address);
@@ -1345,6 +1526,11 @@ const struct client_entry *server_config_find_client(
 	return NULL;
 }
 
+bool config_name_ok(const char *s)
+{
+	return name_ok(s);
+}
+
 bool client_expired(const struct client_entry *e, int64_t now)
 {
 	return e->expires_at != 0 && now >= e->expires_at;
@@ -1364,7 +1550,9 @@ const struct server_entry *cli_config_find_server(const struct cli_config *c,
 bool server_config_load_key(const struct server_config *c,
 			    uint8_t key[KEY_LEN], char *err, size_t err_len)
 {
-	if (c->private_key_credential)
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+	if (c->private_key_credential && creds && *creds)
 		return key_load_credential(key, c->private_key_credential,
 					   "private_key_credential", err, err_len);
 	return key_load_secret_file(key, c->private_key_file, err, err_len);

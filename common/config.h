@@ -22,6 +22,12 @@
 #define POSTERN_SERVER_CONFIG "/etc/postern/postern.conf"
 #define POSTERN_CONFIG_NAME "postern.conf"
 #define POSTERN_KNOCK_USER "postern-knock"	/* default of user */
+#define POSTERN_GROUP "postern"		/* may read /etc/postern */
+
+/* The daemons' status files (status_file.h): in the units'
+ * RuntimeDirectory=, read by postern gate status. */
+#define POSTERND_STATUS_FILE "/run/posternd/status"
+#define TUNNELD_STATUS_FILE "/run/postern-tunneld/status"
 
 #define DEFAULT_KNOCK_PORT 62201
 #define DEFAULT_TUNNEL_PORT 8443
@@ -36,6 +42,10 @@ struct psk_source {
 	/* FILE: absolute path; ENV: variable name; CREDENTIAL: credential
 	 * name; PASSPHRASE: the salt */
 	char *value;
+	/* CREDENTIAL only: the file of that name beside the config, read
+	 * when not under systemd (no $CREDENTIALS_DIRECTORY), which is
+	 * where the shipped units' LoadCredential= takes it from. */
+	char *file;
 };
 
 struct knock_config {
@@ -46,6 +56,7 @@ struct knock_config {
 	char *nft_family, *nft_table, *nft_set4, *nft_set6;
 	bool allow_target;		/* honour the knock's target field */
 	char *state_file;		/* replay state, absolute; NULL: default */
+	char *status_file;		/* counters for postern gate, absolute */
 	unsigned int rate, burst;	/* knocks per second and source, bucket */
 	unsigned int rate_sources;	/* sources the rate limiter tracks */
 	unsigned int replay_entries;	/* knocks remembered per client key */
@@ -65,6 +76,7 @@ struct tunnel_config {
 	unsigned int max_streams;	/* open at once, per session */
 	unsigned int stream_open_timeout;	/* seconds, SYN to request */
 	unsigned int stream_buffer;	/* bytes a stream may buffer each way */
+	char *status_file;		/* counters for postern gate, absolute */
 };
 
 struct client_entry {
@@ -74,6 +86,7 @@ struct client_entry {
 	size_t n_open;
 	/* unix seconds of the first instant refused; 0 = never */
 	int64_t expires_at;
+	const char *file;		/* where it is: the config or a drop-in */
 	unsigned int line;		/* of the section, for messages */
 };
 
@@ -87,7 +100,14 @@ struct server_config {
 	struct tunnel_config tunnel;
 	struct client_entry *clients;
 	size_t n_clients;
+	/* The files clients come from: path, then clients.d/ drop-ins. */
+	char **client_files;
+	size_t n_client_files;
 };
+
+/* Beside the server's config: one file per client (or several), *.conf,
+ * read in name order after the config itself. */
+#define CLIENTS_DIR "clients.d"
 
 struct server_entry {
 	char *name;
@@ -136,14 +156,18 @@ void cli_config_free(struct cli_config *c);
  * too small. */
 bool cli_config_default_path(char *buf, size_t len);
 
-/* The server's private key: from private_key_credential if set, else from
- * private_key_file. One line in err on failure. */
+/* The server's private key: from private_key_credential if set and under
+ * systemd, else from private_key_file (for a credential, the file of its
+ * name beside the config). One line in err on failure. */
 bool server_config_load_key(const struct server_config *c,
 			    uint8_t key[KEY_LEN], char *err, size_t err_len);
 
 /* NULL when no client has this key. Expiry is not checked here. */
 const struct client_entry *server_config_find_client(
     const struct server_config *c, const uint8_t public_key[KEY_LEN]);
+/* A client or server name as the loader takes it: letters, digits,
+ * '.', '_', '-', '@', beginning with a letter or digit, up to 64. */
+bool config_name_ok(const char *s);
 /* True once the client's expiry has passed at unix time now. */
 bool client_expired(const struct client_entry *e, int64_t now);
 const struct server_entry *cli_config_find_server(const struct cli_config *c,

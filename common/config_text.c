@@ -6,6 +6,8 @@
  */
 #include "config_text.h"
 
+#include <string.h>
+
 #define MAX_DEPTH 16		/* of braces we remember the line of */
 
 static bool stop(int *line, const char **why, int at, const char *what)
@@ -13,6 +15,33 @@ static bool stop(int *line, const char **why, int at, const char *what)
 	*line = at;
 	*why = what;
 	return false;
+}
+
+/*
+ * A key's base64 holds '+', '/' and '=', which end an unquoted value for
+ * libconfuse or start a comment: what it then makes of the rest says
+ * nothing useful. True when s[i] begins "public_key =" and an unquoted
+ * value (not ${VAR}) on the same line.
+ */
+static bool unquoted_key(const char *s, size_t len, size_t i)
+{
+	static const char opt[] = "public_key";
+	size_t n = sizeof(opt) - 1;
+
+	if (i > 0 && (s[i - 1] == '_' || (s[i - 1] >= 'a' && s[i - 1] <= 'z') ||
+		      (s[i - 1] >= 'A' && s[i - 1] <= 'Z') ||
+		      (s[i - 1] >= '0' && s[i - 1] <= '9')))
+		return false;
+	if (len - i < n || memcmp(s + i, opt, n) != 0)
+		return false;
+	for (i += n; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
+		;
+	if (i == len || s[i] != '=')
+		return false;
+	for (i++; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
+		;
+	return i < len && s[i] != '"' && s[i] != '\'' && s[i] != '$' &&
+	       s[i] != '\n' && s[i] != '\r';
 }
 
 bool config_text_prepare(char *s, size_t len, int *err_line, const char **why)
@@ -72,6 +101,11 @@ bool config_text_prepare(char *s, size_t len, int *err_line, const char **why)
 					    "unterminated comment");
 			s[i++] = ' ';
 			s[i++] = ' ';
+		} else if (unquoted_key(s, len, i)) {
+			return stop(err_line, why, line, "public_key: not quoted: "
+				    "write public_key = \"KEY\" (unquoted, a key's "
+				    "'+', '/' and '=' end the value or start a "
+				    "comment)");
 		} else {
 			i++;
 		}

@@ -15,7 +15,8 @@
 
 /*
  * Blank out the comments of s[0..len) in place, keeping every newline.
- * False for an unterminated string or comment, or a brace never closed:
+ * False for an unterminated string or comment, a brace never closed, or
+ * a public_key whose value is not quoted (base64 breaks unquoted):
  * then *err_line is the line it starts on and *why says what it is.
  */
 bool config_text_prepare(char *s, size_t len, int *err_line, const char **why);

@@ -215,6 +215,13 @@ static bool load_env(uint8_t psk[KEY_LEN], const char *name,
 	return ok;
 }
 
+static bool under_systemd_credentials(void)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	return dir && *dir;
+}
+
 bool psk_load(uint8_t psk[KEY_LEN], const struct psk_source *src,
 	      char *err, size_t err_len)
 {
@@ -230,8 +237,11 @@ bool psk_load(uint8_t psk[KEY_LEN], const struct psk_source *src,
 		ok = load_env(psk, src->value, err, err_len);
 		break;
 	case PSK_CREDENTIAL:
-		ok = key_load_credential(psk, src->value, "psk_credential", err,
-					 err_len);
+		if (src->file && !under_systemd_credentials())
+			ok = key_load_secret_file(psk, src->file, err, err_len);
+		else
+			ok = key_load_credential(psk, src->value,
+						 "psk_credential", err, err_len);
 		break;
 	case PSK_PASSPHRASE:
 		ok = load_passphrase(psk, src->value, err, err_len);

@@ -252,6 +252,16 @@ static bool family_ok(struct posternd *d, const struct knock_decision *dec)
 	return false;
 }
 
+static void accepted(struct posternd *d, const struct knock_decision *dec,
+		     const struct ip_addr *src)
+{
+	size_t i = (size_t)(dec->client - d->cfg->clients);
+
+	d->accepted_seen[i] = (struct knock_seen){
+		posternd_clock().wall_ms / 1000, *src };
+	log_accepted(dec, src);
+}
+
 /* Open the gate for every accepted knock of the burst, in as few batches
  * as their families and open times allow, in the order they came. */
 static void open_accepted(struct posternd *d, const struct knock_decision *dec,
@@ -275,7 +285,7 @@ static void open_accepted(struct posternd *d, const struct knock_decision *dec,
 		}
 		if (open_gate(d, &b))
 			for (size_t k = 0; k < b.n_knocks; k++)
-				log_accepted(&dec[b.knock[k]], &pkts[b.knock[k]].src);
+				accepted(d, &dec[b.knock[k]], &pkts[b.knock[k]].src);
 	}
 }
 
@@ -321,8 +331,12 @@ void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
 	enum knock_reason r[NFQUEUE_BURST];
 	struct knock_clock now = posternd_clock();
 
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		r[i] = knock_verify(&d->verifier, &pkts[i], &now, &dec[i]);
+		if (r[i] != KNOCK_OK)
+			d->refused_seen[r[i]] = (struct knock_seen){
+				now.wall_ms / 1000, pkts[i].src };
+	}
 	record_state(d, &now);
 	open_accepted(d, dec, r, pkts, n);
 	/* Only a knock that authenticated is worth a line; the rest is

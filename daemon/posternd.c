@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "config_lint.h"
 #include "log.h"
 #include "nocore.h"
 #include "posternd.h"
@@ -115,6 +116,7 @@ static void notify_status(struct posternd *d)
 		   (unsigned long long)d->nft_errors, (unsigned long long)d->state_errors,
 		   (unsigned long long)(qdrop + udrop), queue_full,
 		   (unsigned long long)udrop, (unsigned long long)d->qstats.enobufs);
+	posternd_write_status(d, qdrop, udrop, known);
 }
 
 /* What a reload may not change while running. NULL if nothing. */
@@ -141,6 +143,7 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 	struct log_throttle refusals = { 0 };
 	struct secrets *sec = NULL;
 	struct knock_clock now = posternd_clock();
+	struct knock_seen *seen = NULL;
 	const char *fixed;
 	bool ok = false;
 
@@ -153,6 +156,7 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 						kept, err, ERR_LEN)) &&
 		 posternd_check_sets(d, cfg, &s4, &s6, err)) {
 		ok = posternd_refusals_init(&refusals, cfg) &&
+		     (seen = posternd_seen_for(d, cfg)) &&
 		     knock_verifier_reload(&d->verifier, cfg, &sec->key, sec->psk, &now);
 		if (!ok)
 			snprintf(err, ERR_LEN, "out of memory");
@@ -160,9 +164,13 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 	secrets_free(sec);
 	if (!ok) {
 		log_throttle_free(&refusals);
+		free(seen);
 		server_config_delete(cfg);
 		return false;
 	}
+	free(d->accepted_seen);
+	d->accepted_seen = seen;
+	d->status_failed = false;
 	log_throttle_free(&d->refusals);
 	d->refusals = refusals;
 	d->set4 = s4;
@@ -297,6 +305,12 @@ static void usage(FILE *f)
 
 /* posternd -t: what a start would check, and whether the replay state is
  * usable. */
+static void print_warning(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "%s: warning: %s\n", PROG_NAME, msg);
+}
+
 static int test_config(struct posternd *d, const char *state)
 {
 	char err[ERR_LEN];
@@ -310,6 +324,8 @@ static int test_config(struct posternd *d, const char *state)
 		fprintf(stderr, "%s: warning: %s: replay state would not survive a "
 			"restart\n", PROG_NAME, err);
 	replay_file_close(f);
+	server_config_lint(d->cfg, (int64_t)(posternd_clock().wall_ms / 1000),
+			   print_warning, NULL);
 	printf("%s: %s is valid: %zu client%s, knock port %u, queue %u, state %s\n",
 	       PROG_NAME, d->config_path, d->cfg->n_clients,
 	       d->cfg->n_clients == 1 ? "" : "s", d->cfg->knock.port,
@@ -362,6 +378,7 @@ static int serve(struct posternd *d, struct secrets *sec,
 	}
 	if (!knock_verifier_init(&d->verifier, &sec->key, sec->psk, d->cfg, &now) ||
 	    !posternd_refusals_init(&d->refusals, d->cfg) ||
+	    !(d->accepted_seen = posternd_seen_for(d, d->cfg)) ||
 	    !log_throttle_init(&d->errors, THROTTLE_ERRORS)) {
 		log_msg(LOG_ERR, "out of memory");
 		return 1;
@@ -437,6 +454,7 @@ int main(int argc, char *argv[])
 	knock_verifier_free(&d.verifier);
 	log_throttle_free(&d.refusals);
 	log_throttle_free(&d.errors);
+	free(d.accepted_seen);
 	replay_file_close(d.state);
 	nfqueue_close(d.queue);
 	if (d.nft)

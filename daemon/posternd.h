@@ -15,6 +15,13 @@
 #define PROG_NAME "posternd"
 #define ERR_LEN 512
 
+/* When and from where: the last knock refused for each reason, and each
+ * client's last accepted knock, for the status file (knock_status.c). */
+struct knock_seen {
+	uint64_t wall_s;		/* Unix seconds; 0: never */
+	struct ip_addr src;
+};
+
 struct posternd {
 	const char *config_path;
 	struct server_config *cfg;
@@ -29,6 +36,9 @@ struct posternd {
 	struct log_throttle errors;	/* nft and state file errors */
 	uint64_t nft_errors, state_errors;
 	uint64_t watchdog_usec;
+	struct knock_seen refused_seen[KNOCK_REASONS];
+	struct knock_seen *accepted_seen;	/* per cfg->clients[i] */
+	bool status_failed;		/* logged; quiet until a reload */
 };
 
 /* Subjects of posternd.errors. */
@@ -43,6 +53,15 @@ bool posternd_check_sets(struct posternd *d, const struct server_config *cfg,
 bool posternd_refusals_init(struct log_throttle *t, const struct server_config *cfg);
 void posternd_handle_burst(struct posternd *d, const struct knock_packet *pkts,
 			   int n);
+/* daemon/knock_status.c */
+/* accepted_seen for cfg, carried over by name from d's; NULL when out of
+ * memory (an empty cfg gets a valid pointer). */
+struct knock_seen *posternd_seen_for(const struct posternd *d,
+				     const struct server_config *cfg);
+/* The status file, as posternd's counters stand. */
+void posternd_write_status(struct posternd *d, uint64_t qdrop, uint64_t udrop,
+			   bool drops_known);
+
 /* Summaries of throttled log lines whose minute is over. */
 void posternd_flush_logs(struct posternd *d, const struct knock_clock *now);
 

@@ -75,17 +75,18 @@ void print_nft(FILE *f, const struct server_config *cfg)
 	fprintf(f,
 		"\n\t\t# Knocks: UDP %u, exactly %d bytes long (UDP length %d),\n"
 		"\t\t# rate-limited per source, handed to posternd on queue %u.\n"
-		"\t\t# 'bypass': when posternd is not running, knocks fall\n"
-		"\t\t# through to the drop policy instead of queueing.\n",
+		"\t\t# No 'bypass': while posternd is not running the kernel\n"
+		"\t\t# drops them. With it they would go on to the UDP stack,\n"
+		"\t\t# whose port unreachable would show the port to a scan.\n",
 		k->port, KNOCK_LEN, KNOCK_UDP_LEN, k->queue);
 	if (v4)
 		fprintf(f, "\t\tudp dport %u udp length %d meta nfproto ipv4 "
 			"add @knock_meter4 { ip saddr limit rate 20/second burst 40 packets } "
-			"queue num %u bypass\n", k->port, KNOCK_UDP_LEN, k->queue);
+			"queue num %u\n", k->port, KNOCK_UDP_LEN, k->queue);
 	if (v6)
 		fprintf(f, "\t\tudp dport %u udp length %d meta nfproto ipv6 "
 			"add @knock_meter6 { ip6 saddr & ffff:ffff:ffff:ffff:: "
-			"limit rate 20/second burst 40 packets } queue num %u bypass\n",
+			"limit rate 20/second burst 40 packets } queue num %u\n",
 			k->port, KNOCK_UDP_LEN, k->queue);
 	fprintf(f, "\t}\n}\n");
 }

@@ -4,6 +4,7 @@
  * and connects their streams to allow-listed loopback ports. It cannot
  * touch the firewall.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,13 +12,16 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "config.h"
+#include "config_lint.h"
 #include "log.h"
 #include "nocore.h"
 #include "secrets.h"
+#include "status_file.h"
 #include "tunneld.h"
 
 #define PROG_NAME "postern-tunneld"
@@ -69,6 +73,53 @@ static bool listen_all(struct tunneld *d, char *err)
 	return true;
 }
 
+static void print_warning(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "%s: warning: %s\n", PROG_NAME, msg);
+}
+
+/* The status file (status_file.h), for postern gate status and
+ * gate apply-nft. */
+static void write_status(struct tunneld *d)
+{
+	const struct tunneld_counts *n = &d->n;
+	struct status_text t = { 0 };
+	char err[ERR_LEN];
+
+	if (d->status_failed)
+		return;
+	status_add(&t, "daemon postern-tunneld\npid %ld\nupdated %lld\n"
+		   "sessions %u\nstreams_open %u\nhandshakes %u\n"
+		   "accepted %llu\nrefused.handshake %llu\nrefused.unconfirmed %llu\n"
+		   "refused.evicted_source %llu\nrefused.evicted_total %llu\n"
+		   "refused.max_sessions %llu\nstreams %llu\nstreams_refused %llu\n"
+		   "stream_timeouts %llu\nstreams_failed %llu\n",
+		   (long)getpid(), (long long)time(NULL), d->established,
+		   d->open_streams, d->pending, (unsigned long long)n->accepted,
+		   (unsigned long long)n->refused, (unsigned long long)n->unconfirmed,
+		   (unsigned long long)n->evicted_source,
+		   (unsigned long long)n->evicted_total,
+		   (unsigned long long)n->sessions_refused,
+		   (unsigned long long)n->streams,
+		   (unsigned long long)n->streams_refused,
+		   (unsigned long long)n->stream_timeouts,
+		   (unsigned long long)n->streams_failed);
+	if (d->last_session_at)
+		status_add(&t, "last_session_at %llu\nlast_session_client %s\n"
+			   "last_session_src %s\n",
+			   (unsigned long long)d->last_session_at,
+			   d->last_session_client, d->last_session_src);
+	if (!status_file_write(d->cfg->tunnel.status_file, &t, err, sizeof(err))) {
+		/* No directory: run by hand, outside the unit that makes it. */
+		d->status_failed = true;
+		if (errno != ENOENT)
+			log_msg(LOG_WARNING, "status file not written (postern "
+				"gate status will not see postern-tunneld): %s", err);
+	}
+	status_text_free(&t);
+}
+
 static void notify_status(struct tunneld *d)
 {
 	const struct tunneld_counts *n = &d->n;
@@ -95,6 +146,7 @@ static void notify_status(struct tunneld *d)
 		return;
 	memcpy(last, status, sizeof(last));
 	sd_notify(0, status);
+	write_status(d);
 }
 
 static void on_status_timer(uv_timer_t *t)
@@ -161,6 +213,7 @@ static void reload(struct tunneld *d)
 	old_keys = d->keys;
 	old_dh = d->dh;
 	d->cfg = cfg;
+	d->status_failed = false;
 	d->keys = keys;
 	d->dh = dh;
 	/* Sessions hold the names and expiry of their clients by value. */
@@ -347,6 +400,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (test) {
+		server_config_lint(d.cfg, (int64_t)time(NULL), print_warning, NULL);
 		printf("%s: %s is valid: %zu client%s, %zu listen address%s, "
 		       "egress ports %zu\n", PROG_NAME, d.config_path, d.cfg->n_clients,
 		       d.cfg->n_clients == 1 ? "" : "s", d.cfg->tunnel.n_listen,

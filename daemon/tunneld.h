@@ -46,6 +46,12 @@ struct tunneld {
 	unsigned int open_streams;	/* egress not yet freed, in all */
 	bool draining;
 	struct tunneld_counts n;
+	/* The last session confirmed, for the status file: postern gate
+	 * apply-nft takes one after its change as proof that admins still
+	 * get in. */
+	uint64_t last_session_at;	/* Unix seconds; 0: none yet */
+	char last_session_client[65], last_session_src[64];
+	bool status_failed;		/* logged; quiet until a reload */
 };
 
 enum tsession_state {

@@ -86,7 +86,7 @@ else
 	# Kernels without nft's queue statement still have the xtables
 	# NFQUEUE target: queue there, at a priority that runs first.
 	sed -e 's/priority filter;/priority filter + 10;/' \
-	    -e 's/queue num \([0-9]*\) bypass/drop/' ruleset.nft > ruleset-xt.nft
+	    -e 's/queue num \([0-9]*\)/drop/' ruleset.nft > ruleset-xt.nft
 	in_server nft -f ruleset-xt.nft
 	in_server iptables-nft -A INPUT -p udp --dport 62201 -j NFQUEUE --queue-num 0
 	in_server ip6tables-nft -A INPUT -p udp --dport 62201 -j NFQUEUE --queue-num 0

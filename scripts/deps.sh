@@ -12,6 +12,10 @@ packages=(
 	golang-go golang-github-flynn-noise-dev golang-github-hashicorp-yamux-dev
 	golang-golang-x-crypto-dev python3
 	nftables iptables iproute2 systemd openssh-server openssh-client
+	# container_test: a Debian 12 root file system, booted under systemd-nspawn
+	debootstrap systemd-container
+	# socks_test: SOCKS5 clients (curl --socks5*, nc -X 5 of netcat-openbsd)
+	curl netcat-openbsd
 )
 
 missing=()

@@ -34,7 +34,7 @@ is() {	# is "EXPECTED" WORDS...
 }
 
 C=$TMP/postern.conf
-check "subcommands" is "add-server forward genkey genpsk init knock ls pipe pubkey rm-server " postern ""
+check "subcommands" is "add-server doctor forward gate genkey genpsk init knock ls pipe pubkey rm-server socks " postern ""
 check "rm-server: a server name" is "db-2 " postern -c "$C" rm-server d
 check "a subcommand from its start" is "knock " postern kn
 check "  ...after -c FILE" is "pipe " postern -c "$C" pi
@@ -43,11 +43,22 @@ check "knock: the config's server names (not a commented one)" \
 	is "db-2 web1 " postern -c "$C" knock ""
 check "knock: its options" is "--all --target --wait " postern -c "$C" knock --
 check "knock --target: no server names" is "" postern -c "$C" knock --target ""
+check "doctor: the config's server names, each word" is "db-2 web1 " postern -c "$C" doctor web1 ""
 check "pipe: a name first" is "web1 " postern -c "$C" pipe w
 check "pipe: no name for the port" is "" postern -c "$C" pipe web1 ""
 check "forward: -L" is "-L " postern -c "$C" forward -
 check "forward: a server name" is "web1 " postern -c "$C" forward we
 check "add-server: its options" is "--knock-port --tunnel-port " postern add-server web9 --
+check "gate: its subcommands" is "allow apply-nft init ls revoke status " postern gate ""
+check "gate init: --egress" is "--egress " postern gate init --
+check "gate allow: its options" is "--expires --open " postern gate allow bob KEY --
+mkdir -p "$TMP/srv/clients.d"
+printf 'client "alice" {\n}\n' > "$TMP/srv/postern.conf"
+printf 'client "bob" { }\nclient "bert" { }\n' > "$TMP/srv/clients.d/b.conf"
+check "gate revoke: the server's clients, drop-ins too" \
+	is "bert bob " postern -c "$TMP/srv/postern.conf" gate revoke b
+PH=$TMP/srv check "  ...from \$POSTERN_HOME without -c" is "alice " postern gate revoke a
+check "gate apply-nft: --confirm-within" is "--confirm-within " postern gate apply-nft --
 mkdir -p "$TMP/ph"; cp "$C" "$TMP/ph/postern.conf"
 PH=$TMP/ph check "without -c: \$POSTERN_HOME/postern.conf" is "db-2 web1 " postern knock ""
 check "no configuration: no names, no error" is "" postern knock ""

@@ -155,7 +155,7 @@ server_firewall() {
 	port=$(grep -o 'udp dport [0-9]*' printed.nft | head -1 | cut -d' ' -f3)
 	queue=$(grep -o 'queue num [0-9]*' printed.nft | head -1 | cut -d' ' -f3)
 	sed -e 's/priority filter;/priority filter + 10;/' \
-	    -e 's/queue num [0-9]* bypass/drop/' printed.nft > ruleset.nft
+	    -e 's/queue num [0-9]*/drop/' printed.nft > ruleset.nft
 	in_server nft -f ruleset.nft || return 1
 	in_server iptables-nft -A INPUT -p udp --dport "$port" -j NFQUEUE --queue-num "$queue" &&
 	in_server ip6tables-nft -A INPUT -p udp --dport "$port" -j NFQUEUE --queue-num "$queue"

@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #include "addr.h"
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "config.h"
 #include "keys.h"
 #include "test_util.h"
@@ -591,6 +594,73 @@ static void psk_conflicts(void **state)
 		     2, "psk_credential: conflicts with psk_passphrase_salt on line 1");
 }
 
+/* clients.d/ beside the config: *.conf in name order, hidden files
+ * skipped, client sections only, checked across files, not writable by
+ * others. Removed at the end: other tests load from the same directory. */
+static void clients_dropins(void **state)
+{
+	struct server_config c;
+	char err[512], dir[512], a[600], b[600], hidden[600], want[1400];
+	const char *path = conf("client \"main\" { public_key = " K1 " }\n");
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/" CLIENTS_DIR, temp_dir_path());
+	snprintf(a, sizeof(a), "%s/b-second.conf", dir);
+	snprintf(b, sizeof(b), "%s/a-first.conf", dir);
+	snprintf(hidden, sizeof(hidden), "%s/.tmp.conf", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	write_temp_file(CLIENTS_DIR "/b-second.conf",
+			"client \"bob\" { public_key = " K3 " open = {22} }\n", 0644);
+	write_temp_file(CLIENTS_DIR "/a-first.conf",
+			"client \"alice\" { public_key = " K2 " }\n", 0644);
+	write_temp_file(CLIENTS_DIR "/.tmp.conf", "not even a config\n", 0644);
+	write_temp_file(CLIENTS_DIR "/notes.txt", "nor this\n", 0644);
+	assert_true(server_config_load(&c, path, err, sizeof(err)));
+	assert_int_equal(c.n_clients, 3);
+	assert_string_equal(c.clients[0].name, "main");
+	assert_string_equal(c.clients[0].file, path);
+	assert_string_equal(c.clients[1].name, "alice");
+	assert_string_equal(c.clients[1].file, b);
+	assert_string_equal(c.clients[2].name, "bob");
+	assert_string_equal(c.clients[2].file, a);
+	assert_int_equal(c.clients[2].n_open, 1);
+	assert_int_equal(c.clients[2].open[0], 22);
+	server_config_free(&c);
+
+	/* A name or a key twice, across files: both places named. */
+	write_temp_file(CLIENTS_DIR "/b-second.conf",
+			"client \"main\" { public_key = " K3 " }\n", 0644);
+	assert_false(server_config_load(&c, path, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s:1: client \"main\": same name as "
+		 "client \"main\" (%s:1)", a, path);
+	assert_string_equal(err, want);
+	write_temp_file(CLIENTS_DIR "/b-second.conf",
+			"client \"bob\" { public_key = " K2 " }\n", 0644);
+	assert_false(server_config_load(&c, path, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s:1: client \"bob\": same key as "
+		 "client \"alice\" (%s:1)", a, b);
+	assert_string_equal(err, want);
+
+	/* Nothing but client sections; errors name the drop-in. */
+	write_temp_file(CLIENTS_DIR "/b-second.conf", "knock { port = 1 }\n", 0644);
+	assert_false(server_config_load(&c, path, err, sizeof(err)));
+	assert_non_null(strstr(err, a));
+	assert_null(c.clients);
+
+	/* Whoever may write in it decides who gets in. */
+	unlink(a);
+	assert_int_equal(chmod(dir, 0775), 0);
+	assert_false(server_config_load(&c, path, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s: writable by group or others; fix "
+		 "with: chmod go-w %s", dir, dir);
+	assert_string_equal(err, want);
+	unlink(b);
+	unlink(hidden);
+	snprintf(b, sizeof(b), "%s/notes.txt", dir);
+	unlink(b);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* Under systemd both daemons read the server key as a credential. */
 static void private_key_credential(void **state)
 {
@@ -603,19 +673,35 @@ static void private_key_credential(void **state)
 	assert_true(server_config_load(&c, path, err, sizeof(err)));
 	assert_string_equal(c.private_key_credential, "server.key");
 
+	/* Run by hand (no CREDENTIALS_DIRECTORY): the file of that name
+	 * beside the config, where the units' LoadCredential= reads it. */
 	unsetenv("CREDENTIALS_DIRECTORY");
 	assert_false(server_config_load_key(&c, key, err, sizeof(err)));
-	assert_non_null(strstr(err, "private_key_credential: CREDENTIALS_DIRECTORY "
-			       "is not set; run under systemd with "
-			       "LoadCredential=server.key:PATH"));
-
+	snprintf(dir, sizeof(dir), "%s/server.key", temp_dir_path());
+	assert_non_null(strstr(err, dir));
 	write_temp_file("server.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", 0400);
-	snprintf(dir, sizeof(dir), "%s", temp_dir_path());
-	setenv("CREDENTIALS_DIRECTORY", dir, 1);
 	assert_true(server_config_load_key(&c, key, err, sizeof(err)));
 	key_of(want, K1);
 	assert_memory_equal(key, want, KEY_LEN);
+
+	/* Under systemd, the credential and nothing else. */
+	snprintf(dir, sizeof(dir), "%s/no-such-dir", temp_dir_path());
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	assert_false(server_config_load_key(&c, key, err, sizeof(err)));
+	assert_non_null(strstr(err, dir));
+	snprintf(dir, sizeof(dir), "%s", temp_dir_path());
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	assert_true(server_config_load_key(&c, key, err, sizeof(err)));
+	assert_memory_equal(key, want, KEY_LEN);
 	unsetenv("CREDENTIALS_DIRECTORY");
+	server_config_free(&c);
+
+	/* The PSK's credential has its file beside the config too. */
+	path = conf("psk_credential = \"fleet\"\n");
+	assert_true(server_config_load(&c, path, err, sizeof(err)));
+	snprintf(dir, sizeof(dir), "%s/fleet", temp_dir_path());
+	assert_string_equal(c.psk.value, "fleet");
+	assert_string_equal(c.psk.file, dir);
 	server_config_free(&c);
 
 	server_fails("private_key_file = \"k\"\nprivate_key_credential = \"k\"\n", 2,
@@ -762,6 +848,34 @@ static void cli_errors(void **state)
 	server_fails("connect_timeout = 10\n", 1, "no such option 'connect_timeout'");
 }
 
+/* Mistakes whose plain error would mislead: the message names the fix. */
+static void hint_errors(void **state)
+{
+	(void)state;
+	cli_fails("server \"web1\" {\n  address = \"203.0.113.10:8443\"\n}\n", 2,
+		  "server \"web1\": address: \"203.0.113.10:8443\" holds a port: "
+		  "write address = \"203.0.113.10\" and tunnel_port = 8443");
+	cli_fails("server \"web1\" {\n  address = \"[2001:db8::1]:8443\"\n}\n", 2,
+		  "server \"web1\": address: \"[2001:db8::1]:8443\" holds a port: "
+		  "write address = \"2001:db8::1\" and tunnel_port = 8443");
+	cli_fails("server \"web1\" {\n  address = \"db.example.net:22\"\n}\n", 2,
+		  "server \"web1\": address: \"db.example.net:22\" holds a port: "
+		  "write address = \"db.example.net\" and tunnel_port = 22");
+	/* A bare IPv6 address is a host. */
+	cli_fails("server \"web1\" {\n  address = \"2001:db8::1\"\n}\n", 1,
+		  "server \"web1\": public_key: missing");
+	/* Unquoted, a key ends at '+', '/' or '=', or opens a comment. */
+	cli_fails("server \"web1\" {\n  address = \"h\"\n"
+		  "  public_key = XZHscqWH5W6pmmqXNoqAKvD9jPhTC+AyvkdsBfETn30=\n}\n", 3,
+		  "public_key: not quoted: write public_key = \"KEY\" (unquoted, "
+		  "a key's '+', '/' and '=' end the value or start a comment)");
+	cli_fails("server \"web1\" { address = \"h\"  public_key = "
+		  "AAAAAAAAAAAAAAAAAAAA/*AAAAAAAAAAAAAAAAAAAAA= }\n", 1,
+		  "public_key: not quoted");
+	server_fails("\nclient \"alice\" {\n\tpublic_key=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n}\n",
+		     3, "public_key: not quoted");
+}
+
 static void default_path(void **state)
 {
 	char buf[256];
@@ -828,11 +942,13 @@ int main(void)
 		cmocka_unit_test(date_errors),
 		cmocka_unit_test(psk_conflicts),
 		cmocka_unit_test(private_key_credential),
+		cmocka_unit_test(clients_dropins),
 		cmocka_unit_test(file_errors),
 		cmocka_unit_test(timestamp_expiry),
 		cmocka_unit_test(tunnel_limits),
 		cmocka_unit_test(cli_full),
 		cmocka_unit_test(cli_errors),
+		cmocka_unit_test(hint_errors),
 		cmocka_unit_test(default_path),
 		cmocka_unit_test(parse_address),
 	};

@@ -93,7 +93,7 @@ static void passphrase_parameters(void **state)
 
 static void from_file(void **state)
 {
-	struct psk_source src = { PSK_FILE, NULL };
+	struct psk_source src = { .kind = PSK_FILE };
 	uint8_t psk[KEY_LEN];
 	char err[512];
 
@@ -125,7 +125,7 @@ static bool taken(const char *name, const char *v, size_t len)
 
 static void from_env(void **state)
 {
-	struct psk_source src = { PSK_ENV, "POSTERN_TEST_PSK" };
+	struct psk_source src = { .kind = PSK_ENV, .value = "POSTERN_TEST_PSK" };
 	uint8_t psk[KEY_LEN];
 	char err[512];
 	const char *v;
@@ -163,7 +163,7 @@ static void from_env(void **state)
 
 static void from_credential(void **state)
 {
-	struct psk_source src = { PSK_CREDENTIAL, "fleet-psk" };
+	struct psk_source src = { .kind = PSK_CREDENTIAL, .value = "fleet-psk" };
 	uint8_t psk[KEY_LEN];
 	char err[512], dir[512], *slash;
 
@@ -190,7 +190,7 @@ static void from_credential(void **state)
 
 static void from_passphrase(void **state)
 {
-	struct psk_source src = { PSK_PASSPHRASE, SALT1 };
+	struct psk_source src = { .kind = PSK_PASSPHRASE, .value = SALT1 };
 	uint8_t psk[KEY_LEN];
 	char err[512];
 	const char *v;

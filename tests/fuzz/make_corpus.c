@@ -539,6 +539,30 @@ static void stream_request_seeds(void)
 	save(t, "errnos");
 }
 
+/* SOCKS5 greetings and requests, after the byte that picks the pieces. */
+static void socks_seeds(void)
+{
+	static const char *t = "fuzz_socks_request";
+	static const uint8_t v6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0x51, [15] = 1 };
+
+	begin(), put8(0), put8(5), put8(1), put8(0);
+	put8(5), put8(1), put8(0), put8(3), put8(4), put_text("web1"), put16(8080);
+	save(t, "connect_domain_whole");
+	begin(), put8(1), put8(5), put8(2), put8(2), put8(0);
+	put8(5), put8(1), put8(0), put8(1), put32(0xc6336401), put16(22);
+	save(t, "connect_ipv4_bytewise");
+	begin(), put8(7), put8(5), put8(1), put8(0);
+	put8(5), put8(1), put8(0), put8(4), put(v6, sizeof(v6)), put16(443);
+	save(t, "connect_ipv6_in_sevens");
+	begin(), put8(0), put8(5), put8(1), put8(0);
+	put8(5), put8(2), put8(0), put8(1), put32(0x7f000001), put16(80);
+	save(t, "bind_refused");
+	begin(), put8(0), put8(5), put8(1), put8(2);
+	save(t, "userpass_only");
+	begin(), put8(0), put8(4), put8(1), put16(80), put32(0x7f000001), put8(0);
+	save(t, "socks4");
+}
+
 /* Config files: one seed of fuzz_config from a format. */
 __attribute__((format(printf, 2, 3)))
 static void config(const char *name, const char *fmt, ...)
@@ -628,6 +652,7 @@ int main(int argc, char **argv)
 	transport_seeds();
 	yamux_seeds();
 	stream_request_seeds();
+	socks_seeds();
 	config_seeds();
 	tunnel_transport_free(&ft.client_t);
 	tunnel_transport_free(&ft.server_t);
