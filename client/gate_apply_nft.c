@@ -111,6 +111,14 @@ static bool buf_printf(struct buf *b, const char *fmt, ...)
 	return buf_add(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int64_t mono_ms(void)
 {
 	struct timespec t;
@@ -467,11 +475,12 @@ static bool read_file(const char *path, struct buf *b)
 
 /*
  * Whether postern-tunneld's status file ("key value" lines) says a session
- * of a listed admin began after the change: last_session_at (unix seconds)
- * later than after. A file others may write is no evidence: it is ignored,
+ * of a listed admin began after the change: last_session_at_ms (Unix ms)
+ * later than after_ms. An admin who connects in the second of the change
+ * counts: the seconds of last_session_at could not tell. A file others may write is no evidence: it is ignored,
  * and said once in note.
  */
-static bool tunnel_confirmed(const char *path, time_t after, char *who,
+static bool tunnel_confirmed(const char *path, int64_t after_ms, char *who,
 			     size_t who_len, bool *warned, struct buf *note)
 {
 	char text[4096], *line, *save = NULL, name[64] = "", src[80] = "";
@@ -502,7 +511,7 @@ static bool tunnel_confirmed(const char *path, time_t after, char *who,
 		if (!v)
 			continue;
 		*v++ = '\0';
-		if (!strcmp(line, "last_session_at"))
+		if (!strcmp(line, "last_session_at_ms"))
 			at = strtoll(v, NULL, 10);
 		else if (!strcmp(line, "last_session_client"))
 			snprintf(name, sizeof(name), "%s", v);
@@ -510,7 +519,7 @@ static bool tunnel_confirmed(const char *path, time_t after, char *who,
 			snprintf(src, sizeof(src), " (%s)", v);
 	}
 	snprintf(who, who_len, "%s%s", name[0] ? name : "a listed admin", src);
-	return at > (long long)after;
+	return at > (long long)after_ms;
 }
 
 /* --- the guardian ------------------------------------------------------ */
@@ -624,7 +633,7 @@ static void guardian(struct job *j, int cfd, int rfd)
 	bool warned = false;
 	const char *why = NULL;
 	char c = 'A';
-	time_t changed;
+	int64_t changed;	/* Unix ms */
 	int64_t deadline;
 
 	/* Of the terminal's signals none is meant for the guardian, which has
@@ -663,7 +672,7 @@ static void guardian(struct job *j, int cfd, int rfd)
 		return;
 	}
 	unlink(j->fresh);
-	changed = time(NULL);
+	changed = wall_ms();
 	deadline = mono_ms() + (int64_t)j->within * 1000;
 	syslog(LOG_NOTICE, CMD ": new ruleset applied; rolled back in %u s "
 	       "unless confirmed (saved: %s)", j->within, j->saved);

@@ -281,7 +281,7 @@ static bool session_authenticated(struct uvt_conn *c)
 	d->established++;
 	d->n.accepted++;
 	snprintf(t->client_name, sizeof(t->client_name), "%s", e->name);
-	d->last_session_at = (uint64_t)time(NULL);
+	d->last_session_at_ms = realtime_ms();
 	snprintf(d->last_session_client, sizeof(d->last_session_client), "%s",
 		 e->name);
 	snprintf(d->last_session_src, sizeof(d->last_session_src), "%s", t->src);

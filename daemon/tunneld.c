@@ -105,10 +105,11 @@ static void write_status(struct tunneld *d)
 		   (unsigned long long)n->streams_refused,
 		   (unsigned long long)n->stream_timeouts,
 		   (unsigned long long)n->streams_failed);
-	if (d->last_session_at)
-		status_add(&t, "last_session_at %llu\nlast_session_client %s\n"
-			   "last_session_src %s\n",
-			   (unsigned long long)d->last_session_at,
+	if (d->last_session_at_ms)
+		status_add(&t, "last_session_at %llu\nlast_session_at_ms %llu\n"
+			   "last_session_client %s\nlast_session_src %s\n",
+			   (unsigned long long)(d->last_session_at_ms / 1000),
+			   (unsigned long long)d->last_session_at_ms,
 			   d->last_session_client, d->last_session_src);
 	if (!status_file_write(d->cfg->tunnel.status_file, &t, err, sizeof(err))) {
 		/* No directory: run by hand, outside the unit that makes it. */

@@ -49,7 +49,7 @@ struct tunneld {
 	/* The last session confirmed, for the status file: postern gate
 	 * apply-nft takes one after its change as proof that admins still
 	 * get in. */
-	uint64_t last_session_at;	/* Unix seconds; 0: none yet */
+	uint64_t last_session_at_ms;	/* Unix ms; 0: none yet */
 	char last_session_client[65], last_session_src[64];
 	bool status_failed;		/* logged; quiet until a reload */
 };

@@ -177,9 +177,9 @@ check "no terminal: it says it waits for a tunnel" grep -qF \
 apply --confirm-within 5 > out2.txt 2> err2.txt; rc=$?
 check "a second apply-nft meanwhile: refused, status 1" bash -c "
 	[ $rc -eq 1 ] && grep -qxF 'postern: gate apply-nft: another apply-nft is waiting for its confirmation; let it end first' err2.txt"
-now=$(date +%s)
-printf 'daemon postern-tunneld\npid 1\nupdated %s\nsessions 1\nlast_session_at %s\nlast_session_client alice\nlast_session_src 198.51.100.2\n' \
-	"$((now + 1))" "$((now + 1))" > tunneld.status.tmp
+now=$(date +%s%3N)
+printf 'daemon postern-tunneld\npid 1\nupdated %s\nsessions 1\nlast_session_at %s\nlast_session_at_ms %s\nlast_session_client alice\nlast_session_src 198.51.100.2\n' \
+	"$((now / 1000))" "$((now / 1000))" "$now" > tunneld.status.tmp
 mv tunneld.status.tmp tunneld.status
 wait "$APID"; rc=$?
 check "a session after the change: kept, status 0" bash -c "
@@ -191,7 +191,7 @@ check "  ...the saved ruleset removed" no_leftovers
 # --- not confirmed ------------------------------------------------------
 # The status file names a session from before the change: no confirmation.
 reset_previous || exit 1
-printf 'last_session_at %s\nlast_session_client alice\n' "$(( $(date +%s) - 100 ))" > tunneld.status
+printf 'last_session_at_ms %s\nlast_session_client alice\n' "$(( $(date +%s%3N) - 100000 ))" > tunneld.status
 apply_bg --confirm-within 5 > out.txt 2> err.txt
 wait_applied err.txt "$APID"
 check "unconfirmed: the new ruleset loaded meanwhile" is_new

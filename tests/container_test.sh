@@ -36,7 +36,6 @@ ip netns del "pst-probe-$$"
 MACHINE=pstc-$$ NS_C=pst-ctr-c-$$ CG=postern-ctr-$$
 HOSTIF=ve-$MACHINE
 CLIENT4=10.251.0.1 SERVER4=10.251.0.2
-KPORT=62201 TPORT=8443
 CACHE=${CONTAINER_CACHE:-/var/cache/postern-test}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ROOT=$CACHE/bookworm
@@ -162,7 +161,7 @@ check "the container boots systemd to running ($state)" [ "$state" = running ]
 [ "$state" = running ] || in_ct systemctl --failed --no-pager
 
 
-# --- the package and README's deployment -------------------------------------
+# --- the package -------------------------------------------------------------
 # run_logged LOG COMMAND...: in the container; its output shown only on failure.
 run_logged() {
 	local log=$1
@@ -178,46 +177,94 @@ check "apt-get installs the .deb offline" run_logged install.log \
 	sh -c "cd /mnt/postern-test && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./$DEB"
 check "  ...made the users and /etc/postern, enabled and started nothing" installed_idle
 
-"$POSTERN" genkey > alice.key && "$POSTERN" pubkey < alice.key > alice.pub
-"$POSTERN" genkey > bob.key && "$POSTERN" pubkey < bob.key > bob.pub
+# --- the network: a client namespace on the container's veth ------------------
+ip netns add "$NS_C"
+ip link set "$HOSTIF" netns "$NS_C"
+ip -n "$NS_C" addr add "$CLIENT4/30" dev "$HOSTIF"
+ip -n "$NS_C" link set lo up
+ip -n "$NS_C" link set "$HOSTIF" up
+in_ct ip addr add "$SERVER4/30" dev host0
+in_ct ip link set host0 up
+in_client() { ip netns exec "$NS_C" "$@"; }
+links_up() {
+	[ "$(in_ct cat /sys/class/net/host0/operstate)" = up ] &&
+	[ "$(in_client cat "/sys/class/net/$HOSTIF/operstate")" = up ]
+}
+wait_for 10 links_up || in_client ip link show "$HOSTIF"
+# sshd on the container's loopback only, root by key.
 ssh-keygen -q -t ed25519 -N '' -f user_key
 cp user_key.pub in/ && chmod 644 in/user_key.pub
+in_ct sh -c 'mkdir -p -m 700 /root/.ssh && cp /mnt/postern-test/user_key.pub /root/.ssh/authorized_keys &&
+	echo "ListenAddress 127.0.0.1" > /etc/ssh/sshd_config.d/loopback.conf &&
+	systemctl restart ssh'
 
-# README's "On the server, as root" lines as written there, with alice's
-# key. Its ruleset needs nft's queue statement: where the kernel lacks it
-# (nft -c refuses it) the knocks are queued by iptables-nft ahead of the
-# printed chain, as the other tests do (netns_lib.sh's server_firewall).
-cat > in/deploy.sh <<EOF
-set -e
-umask 077; mkdir -p /etc/postern; cd /etc/postern
-postern genkey > server.key; postern pubkey < server.key   # give this to admins
-postern genpsk > psk                                        # share with the fleet
-cat > postern.conf <<'CONF'
-private_key_credential = "server.key"     # under systemd; else private_key_file
-psk_credential = "psk"                    # under systemd; else psk_file
-knock { port = $KPORT }
-tunnel { listen = {"0.0.0.0:$TPORT", "[::]:$TPORT"}  egress = {22} }
-client "alice" { public_key = "$(cat alice.pub)"  open = {$TPORT} }
-CONF
-chgrp postern postern.conf; chmod 640 postern.conf    # the daemons read it as their users
-mkdir -p /etc/nftables.d
-posternd --print-nft > /etc/nftables.d/postern.nft   # review, then load with nft -f
-if nft -c -f /etc/nftables.d/postern.nft 2>/dev/null; then
-	nft -f /etc/nftables.d/postern.nft
-else
-	sed -e 's/priority filter;/priority filter + 10;/' -e 's/queue num [0-9]*/drop/' \\
-		/etc/nftables.d/postern.nft > /root/loadable.nft
-	nft -f /root/loadable.nft
-	queue=\$(grep -o 'queue num [0-9]*' /etc/nftables.d/postern.nft | head -1 | cut -d' ' -f3)
-	iptables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num \$queue
-	ip6tables-nft -A INPUT -p udp --dport $KPORT -j NFQUEUE --queue-num \$queue
-fi
-EOF
-check "README's server steps run in the container" run_logged deploy.log bash /mnt/postern-test/deploy.sh
-in_ct sh -c 'postern pubkey < /etc/postern/server.key' > server.pub
+# --- README's "A real server, step by step" -------------------------------------
+# Two admin devices on the host: laptop (alice) and, later, bob.
+export XDG_RUNTIME_DIR=$TMP	# the client's gate memo
+device_init() {	# device_init DIR: postern init there; its public key in DIR.pub
+	POSTERN_HOME=$TMP/$1 "$POSTERN" init > "$1.init" 2>&1 || { cat "$1.init"; return 1; }
+	sed -nE 's/^ *postern gate allow [^ ]+ ([A-Za-z0-9+\/=]{44})$/\1/p' "$1.init" > "$1.pub"
+	[ -s "$1.pub" ] || { cat "$1.init"; return 1; }
+}
+check "postern init on the admin's device prints the gate allow line" device_init alice
+device_init bob || exit 1
+
+check "postern gate init --egress 22 on the server" run_logged gate-init.log postern gate init --egress 22
+# Its add-server line, with the name and address the device uses.
+add_line=$(sed -nE 's/^ *postern (add-server) [^ ]+ [^ ]+ (.*)$/\1 web1 '"$SERVER4"' \2/p' gate-init.log)
+KPORT=$(echo "$add_line" | sed -nE 's/.*--knock-port ([0-9]+).*/\1/p')
+TPORT=$(echo "$add_line" | sed -nE 's/.*--tunnel-port ([0-9]+).*/\1/p')
+check "  ...which prints the server's key and an add-server line with both ports" \
+	[ -n "$KPORT" ] && [ -n "$TPORT" ] && grep -qE '^Server public key: [A-Za-z0-9+/]{43}=$' gate-init.log
+check "  ...and makes server.key, psk, postern.conf and clients.d/ in /etc/postern" in_ct sh -c '
+	cd /etc/postern && test -s server.key && test -s psk && test -s postern.conf && test -d clients.d &&
+	[ "$(stat -c %a server.key psk | paste -sd" ")" = "600 600" ]'
+check "postern gate allow laptop KEY on the server" run_logged allow.log \
+	postern gate allow laptop "$(cat alice.pub)"
+# The device: the fleet's PSK beside its postern.conf, then the server.
 in_ct cat /etc/postern/psk > psk
-check "posternd -t && postern-tunneld -t accept it (README's check)" run_logged t.log \
+install -m 600 psk alice/psk && install -m 600 psk bob/psk
+add_server() {	# add_server DEVICE: gate init's add-server line there
+	POSTERN_HOME=$TMP/$1 "$POSTERN" $add_line > "$1.add" 2>&1 || { cat "$1.add"; return 1; }
+}
+check "the device runs gate init's add-server line (web1 at $SERVER4, ports $KPORT and $TPORT)" \
+	add_server alice
+add_server bob || exit 1
+check "posternd -t && postern-tunneld -t accept gate init's configuration" run_logged t.log \
 	sh -c 'posternd -t && postern-tunneld -t'
+
+# postern gate apply-nft, as README says, while the daemons are started
+# from "a second shell": the admin's tunnel confirms it. A kernel without
+# nft's queue statement refuses --print-nft's ruleset (apply-nft says so
+# and changes nothing); then apply-nft loads a variant with the queue
+# statement made a drop (POSTERN_APPLY_NFT_FILE, as apply_nft_test does),
+# and iptables-nft queues the knocks ahead of it (netns_lib.sh).
+in_ct sh -c 'posternd --print-nft > /root/printed.nft'
+if ! in_ct nft -c -f /root/printed.nft 2>/dev/null; then
+	in_ct nft list ruleset > ruleset-before.txt
+	refuses() {
+		! in_ct setsid -w postern gate apply-nft --confirm-within 300 < /dev/null > refused.log 2>&1 &&
+		grep -q 'this kernel cannot load the ruleset, nothing changed' refused.log &&
+		in_ct nft list ruleset | cmp -s - ruleset-before.txt || { cat refused.log; return 1; }
+	}
+	check "this kernel lacks nft's queue statement: gate apply-nft says so and changes nothing" refuses
+	in_ct cat /root/printed.nft |
+		sed -E -e 's/priority filter;/priority filter + 10;/' -e 's/queue num [0-9]+( bypass)?/drop/' |
+		in_ct sh -c 'cat > /root/variant.nft'
+	VARIANT=/root/variant.nft
+fi
+nsenter -t "$CPID" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+	POSTERN_APPLY_NFT_FILE="${VARIANT:-}" setsid -w postern gate apply-nft --confirm-within 300 \
+	< /dev/null > apply.log 2>&1 &
+APPLY_PID=$!
+ruleset_loaded() { in_ct nft list table inet postern > /dev/null 2>&1; }
+check "gate apply-nft loads the ruleset and waits for a tunnel to confirm it" wait_for 30 ruleset_loaded
+if [ -n "${VARIANT:-}" ]; then
+	queue=$(grep -o 'queue num [0-9]*' < <(in_ct cat /root/printed.nft) | head -1 | cut -d' ' -f3)
+	in_ct iptables-nft -A INPUT -p udp --dport "$KPORT" -j NFQUEUE --queue-num "$queue"
+	in_ct ip6tables-nft -A INPUT -p udp --dport "$KPORT" -j NFQUEUE --queue-num "$queue"
+fi
+
 both_active() {
 	[ "$(in_ct systemctl is-active posternd postern-tunneld | paste -sd' ')" = "active active" ]
 }
@@ -282,27 +329,7 @@ verify_clean() {
 }
 check "systemd-analyze verify of both units says nothing" verify_clean
 
-# --- the gate, from a client namespace on the container's veth ----------------
-ip netns add "$NS_C"
-ip link set "$HOSTIF" netns "$NS_C"
-ip -n "$NS_C" addr add "$CLIENT4/30" dev "$HOSTIF"
-ip -n "$NS_C" link set lo up
-ip -n "$NS_C" link set "$HOSTIF" up
-in_ct ip addr add "$SERVER4/30" dev host0
-in_ct ip link set host0 up
-in_client() { ip netns exec "$NS_C" "$@"; }
-export XDG_RUNTIME_DIR=$TMP	# the client's gate memo
-client_conf client.conf alice.key server.pub psk
-client_conf bob.conf bob.key server.pub psk
-# sshd on the container's loopback only, root by key.
-in_ct sh -c 'mkdir -p -m 700 /root/.ssh && cp /mnt/postern-test/user_key.pub /root/.ssh/authorized_keys &&
-	echo "ListenAddress 127.0.0.1" > /etc/ssh/sshd_config.d/loopback.conf &&
-	systemctl restart ssh'
-# Both ends up, the neighbour resolved (ARP is not filtered).
-wait_for 10 in_client ip neigh replace "$SERVER4" dev "$HOSTIF" nud probe 2>/dev/null
-linked() { in_client bash -c "exec 3<>/dev/udp/$SERVER4/9" && in_client ip neigh show "$SERVER4" | grep -qE 'REACHABLE|STALE|DELAY'; }
-wait_for 10 linked || in_client ip neigh show
-
+# --- the gate, from the client namespace ---------------------------------------
 unanswered() {	# unanswered PORT: a TCP connect from the client hears nothing in 3 s
 	in_client timeout 3 bash -c "exec 3<>/dev/tcp/$SERVER4/$1" 2>/dev/null
 	[ $? -eq 124 ]
@@ -310,7 +337,7 @@ unanswered() {	# unanswered PORT: a TCP connect from the client hears nothing in
 check "before a knock nothing answers on the tunnel port $TPORT" unanswered "$TPORT"
 check "  ...nor on port 22" unanswered 22
 knock_opens() {
-	in_client timeout 30 "$POSTERN" -c client.conf knock --wait web1 &&
+	in_client timeout 30 "$POSTERN" -c alice/postern.conf knock --wait web1 &&
 	in_client timeout 5 bash -c "exec 3<>/dev/tcp/$SERVER4/$TPORT"
 }
 check "postern knock --wait opens the tunnel port" knock_opens
@@ -324,38 +351,46 @@ journal_has() {	# journal_has UNIT TEXT: journalctl -x -u UNIT has TEXT, within 
 	return 1
 }
 check "journalctl -x -u posternd explains the knock with the catalog's text" \
-	journal_has posternd "Client alice sent a valid knock from $CLIENT4. posternd"
+	journal_has posternd "Client laptop sent a valid knock from $CLIENT4. posternd"
 check "  ...to its end" journal_has posternd "If the client did not knock, its private key is in someone else's hands:"
 ssh_through() {
 	local out
 	out=$(in_client timeout 60 ssh -i user_key -o StrictHostKeyChecking=no \
 		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \
-		-o "ProxyCommand=$POSTERN -c $TMP/client.conf pipe %n 22" root@web1 \
+		-o "ProxyCommand=$POSTERN -c $TMP/alice/postern.conf pipe %n 22" root@web1 \
 		'echo "via postern from ${SSH_CONNECTION%% *} as $(id -un)"' 2>&1)
 	[ "$out" = "via postern from 127.0.0.1 as root" ] || { echo "$out"; return 1; }
 }
 check "ssh through the tunnel runs a command, seen by the container's loopback sshd" ssh_through
+apply_ended() { ! kill -0 "$APPLY_PID" 2>/dev/null; }
+apply_kept() {
+	wait_for 30 apply_ended && wait "$APPLY_PID" &&
+	grep -qxF "postern: gate apply-nft: confirmed by a tunnel from laptop ($CLIENT4): the new ruleset is kept" \
+		apply.log || { cat apply.log; return 1; }
+}
+check "  ...and that tunnel confirmed gate apply-nft: the ruleset is kept" apply_kept
 
 # --- reload -------------------------------------------------------------------
 # bob knocks before he is a client (refused: an unknown key, counted), is
-# added, both daemons are reloaded, and his knock opens.
+# allowed (a file in clients.d/), both daemons are reloaded, and his knock
+# opens.
 status_of() { in_ct systemctl show -p StatusText --value "$1"; }
 refused_unknown() { status_of posternd | grep -qE '[(, ]unknown key 1[,)]'; }
 accepted() {	# accepted NAME: the journal has a knock of NAME accepted
 	[ -n "$(in_ct journalctl -q -o cat -u posternd MESSAGE_ID=ecfe32b1de1e4e8aa3ef8abe79abd27c \
 		POSTERN_CLIENT="$1")" ]
 }
-in_client "$POSTERN" -c bob.conf knock web1
+in_client "$POSTERN" -c bob/postern.conf knock web1
 check "a knock by bob, not yet a client, is refused as an unknown key" wait_for 10 refused_unknown
 check "  ...and not accepted" eval '! accepted bob'
-printf 'client "bob" { public_key = "%s"  open = {%s} }\n' "$(cat bob.pub)" "$TPORT" |
-	in_ct sh -c 'cat >> /etc/postern/postern.conf'
+check "postern gate allow bob KEY writes clients.d/bob.conf" run_logged allow-bob.log sh -c "
+	postern gate allow bob '$(cat bob.pub)' && test -s /etc/postern/clients.d/bob.conf"
 check "systemctl reload posternd postern-tunneld" run_logged reload.log \
 	timeout 30 systemctl reload posternd postern-tunneld
 check "  ...posternd read the new configuration" \
 	journal_has posternd "reloaded /etc/postern/postern.conf: 2 clients"
 check "  ...postern-tunneld too" journal_has postern-tunneld "reloaded"
-in_client "$POSTERN" -c bob.conf knock web1
+in_client "$POSTERN" -c bob/postern.conf knock web1
 check "  ...and bob's knock is accepted now" wait_for 10 accepted bob
 
 # --- the watchdog -------------------------------------------------------------

@@ -187,6 +187,33 @@ check "posternd -t names the drop-in, its line and the other client" bash -c "
 	grep -qF '$TMP/etc/clients.d/eve.conf:1: client \"eve\": same key as client \"bob\" ($TMP/etc/clients.d/bob.conf:2)'"
 rm etc/clients.d/eve.conf
 
+# gate apply-nft confirmed by a real tunnel through the new ruleset. The
+# iptables-nft queue rules go first (nft cannot load them back, so
+# apply-nft would refuse); the new ruleset is the printed one with its
+# queue rule a drop and the tunnel port open to the client, as the knock
+# would have it.
+in_server iptables-nft -D INPUT 1 && in_server ip6tables-nft -D INPUT 1
+flush_sets	# no timed element to run out during the trial
+sed -e 's/queue num [0-9]*/drop/' \
+    -e "s|^\t\tct state invalid drop|&\n\t\tip saddr $CLIENT4 tcp dport $TPORT accept|" printed.nft > trial.nft
+(cd "$TMP" && POSTERN_APPLY_NFT_FILE=$TMP/trial.nft TMPDIR=$TMP \
+	exec ip netns exec "$NS_S" "$POSTERN" -c etc/postern.conf gate apply-nft \
+	--confirm-within 30 < /dev/null > apply.out 2>&1) &
+APPLY_PID=$!
+PIDS+=($APPLY_PID)
+check "apply-nft without a terminal waits for a tunnel" \
+	wait_for 10 grep -qF "Ruleset applied. No terminal: waiting up to 30 s for a tunnel from a listed admin to confirm it ($TMP/run/tunnel.status)" apply.out
+check "  ...a tunnel from bob through the new ruleset" bash -c "
+	[ \"\$(echo again | ip netns exec $NS_C '$POSTERN' -c bob.conf pipe web1 7000)\" = again ]"
+for _ in $(seq 100); do kill -0 $APPLY_PID 2>/dev/null || break; sleep 0.1; done
+wait $APPLY_PID; rc=$?
+cat apply.out
+check "  ...confirms it: kept, exit 0" bash -c "
+	[ $rc -eq 0 ] && grep -qE 'confirmed by a tunnel from bob \($CLIENT4:[0-9]+\): the new ruleset is kept' apply.out"
+check "  ...and the ruleset is the new one" bash -c "
+	in_server() { ip netns exec $NS_S \"\$@\"; }
+	ip netns exec $NS_S nft list ruleset | grep -qF 'ip saddr $CLIENT4 tcp dport $TPORT accept'"
+
 stop_pid $POSTERND_PID
 check "gate status says when posternd is not running" bash -c "
 	POSTERN_HOME=$TMP/etc '$POSTERN' gate status > stopped.out 2>&1; [ \$? -eq 1 ] &&
