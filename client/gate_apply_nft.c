@@ -519,6 +519,10 @@ static bool tunnel_confirmed(const char *path, int64_t after_ms, char *who,
 			snprintf(src, sizeof(src), " (%s)", v);
 	}
 	snprintf(who, who_len, "%s%s", name[0] ? name : "a listed admin", src);
+	/* Written by postern-tunneld's user, shown on root's terminal. */
+	for (char *q = who; *q; q++)
+		if ((unsigned char)*q < ' ' || *q == 0x7f)
+			*q = '?';
 	return at > (long long)after_ms;
 }
 

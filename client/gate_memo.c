@@ -1,9 +1,11 @@
 /* The gate memo of gate_memo.h: one line per server file. */
 #include "gate_memo.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +33,9 @@ static bool plain_name(const char *name)
 	return *name != '.';
 }
 
-/* The directory, made if need be (0700), and the file in it. */
-static bool memo_path(const struct server_entry *s, char *buf, size_t len,
-		      bool make)
+/* The directory, made if need be (0700), and the file WHAT-NAME in it. */
+static bool memo_file(const struct server_entry *s, const char *what,
+		      char *buf, size_t len, bool make)
 {
 	const char *run = getenv("XDG_RUNTIME_DIR"), *cache = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
@@ -63,8 +65,82 @@ static bool memo_path(const struct server_entry *s, char *buf, size_t len,
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 			return false;
 	}
-	n = snprintf(buf, len, "%s/gate-%s", dir, s->name);
+	n = snprintf(buf, len, "%s/%s-%s", dir, what, s->name);
 	return n > 0 && (size_t)n < len;
+}
+
+static bool memo_path(const struct server_entry *s, char *buf, size_t len,
+		      bool make)
+{
+	return memo_file(s, "gate", buf, len, make);
+}
+
+void gate_memo_tunnels(const struct server_entry *s, unsigned int n)
+{
+	char path[PATH_MAX], file[PATH_MAX + 24];
+	FILE *f;
+	int fd;
+
+	if (!memo_file(s, "tunnels", path, sizeof(path), n > 0) ||
+	    snprintf(file, sizeof(file), "%s.%ld", path, (long)getpid()) >= (int)sizeof(file))
+		return;
+	if (n == 0) {
+		unlink(file);
+		return;
+	}
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(f, "%u\n", n);
+	fclose(f);
+}
+
+unsigned int gate_memo_tunnels_up(const struct server_entry *s,
+				  unsigned int *procs)
+{
+	char path[PATH_MAX], prefix[NAME_MAX + 2], *slash;
+	unsigned int total = 0;
+	struct dirent *e;
+	DIR *dir;
+
+	*procs = 0;
+	if (!memo_file(s, "tunnels", path, sizeof(path), false))
+		return 0;
+	slash = strrchr(path, '/');
+	snprintf(prefix, sizeof(prefix), "%s.", slash + 1);
+	*slash = '\0';
+	if (!(dir = opendir(path)))
+		return 0;
+	while ((e = readdir(dir))) {
+		char file[PATH_MAX + NAME_MAX + 2], *end;
+		unsigned int n;
+		long pid;
+		FILE *f;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		pid = strtol(e->d_name + strlen(prefix), &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, e->d_name);
+		/* A note left by a process that is gone (killed) says nothing. */
+		if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+			unlink(file);
+			continue;
+		}
+		if (!(f = fopen(file, "re")))
+			continue;
+		if (fscanf(f, "%u", &n) == 1 && n > 0 && n < 1000) {
+			total += n;
+			(*procs)++;
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return total;
 }
 
 bool gate_memo_get(const struct server_entry *s, uint64_t *age_ms,

@@ -22,4 +22,12 @@ bool gate_memo_get(const struct server_entry *s, uint64_t *age_ms,
 /* A knock of ours opened s's gate just now. */
 void gate_memo_put(const struct server_entry *s, uint64_t connect_ms);
 
+/* This process now holds n live tunnels to s (0: none, its note goes),
+ * for postern ls. One file per process, tunnels-NAME.PID. */
+void gate_memo_tunnels(const struct server_entry *s, unsigned int n);
+/* The tunnels to s that running processes of this user hold, and in how
+ * many processes. */
+unsigned int gate_memo_tunnels_up(const struct server_entry *s,
+				  unsigned int *procs);
+
 #endif

@@ -63,6 +63,11 @@ bool gate_status_get(const char *text, const char *key, char *buf, size_t len)
 			size_t vlen = strcspn(v, "\n");
 
 			snprintf(buf, len, "%.*s", (int)vlen, v);
+			/* Written by a daemon's user, shown on root's terminal:
+			 * no control characters get through. */
+			for (char *q = buf; *q; q++)
+				if ((unsigned char)*q < ' ' || *q == 0x7f)
+					*q = '?';
 			return true;
 		}
 	}

@@ -52,6 +52,7 @@ struct pool {
 	uint64_t not_before;		/* no connect before this (uv_now) */
 	uint64_t open_until;		/* our last knock opened the gate */
 	uint64_t connect_ms;		/* the connect time of that tunnel */
+	unsigned int n_up;		/* tunnels up now, for postern ls */
 	pool_up_fn *on_up;		/* pool_on_up's */
 	void *on_up_user;
 };
@@ -319,6 +320,7 @@ static void tc_up(struct tclient *tc)
 	/* After the waiting streams are on their way: a file write. */
 	if (tc->knocked)
 		gate_memo_put(p->server, tc->gate_connect_ms);
+	gate_memo_tunnels(p->server, ++p->n_up);
 }
 
 /* 100 ms doubling to 10 s, each drawn from [d/2, d]: clients that lost
@@ -358,6 +360,8 @@ static void tc_ended(struct tclient *tc, const char *err)
 	c->dead = true;
 	snprintf(c->err, sizeof(c->err), "%s", err ? err : "");
 	plog(c->pool, "tunnel closed%s%s", err ? ": " : "", err ? err : "");
+	if (c->up && c->pool->n_up > 0)
+		gate_memo_tunnels(c->pool->server, --c->pool->n_up);
 }
 
 static void tc_freed(struct tclient *tc)

@@ -99,8 +99,8 @@ if [ "$(cat "$ROOT.stamp" 2>/dev/null)" != "$INCLUDE" ] || [ ! -x "$ROOT/usr/lib
 	echo "# making the container's root file system in $ROOT (debootstrap bookworm from $MIRROR)"
 	rm -rf "$ROOT" "$ROOT.new" "$ROOT.stamp"
 	started=$(date +%s)
-	if ! timeout 1200 debootstrap --variant=minbase --include="$INCLUDE" bookworm \
-		"$ROOT.new" "$MIRROR" > debootstrap.log 2>&1; then
+	if ! (umask 022; timeout 1200 debootstrap --variant=minbase --include="$INCLUDE" bookworm \
+		"$ROOT.new" "$MIRROR") > debootstrap.log 2>&1; then
 		tail -5 debootstrap.log
 		rm -rf "$ROOT.new"
 		skip "cannot make the container's root file system: debootstrap of bookworm from $MIRROR failed (above)"
@@ -230,8 +230,6 @@ add_server() {	# add_server DEVICE: gate init's add-server line there
 check "the device runs gate init's add-server line (web1 at $SERVER4, ports $KPORT and $TPORT)" \
 	add_server alice
 add_server bob || exit 1
-check "posternd -t && postern-tunneld -t accept gate init's configuration" run_logged t.log \
-	sh -c 'posternd -t && postern-tunneld -t'
 
 # postern gate apply-nft, as README says, while the daemons are started
 # from "a second shell": the admin's tunnel confirms it. A kernel without
@@ -264,6 +262,8 @@ if [ -n "${VARIANT:-}" ]; then
 	in_ct iptables-nft -A INPUT -p udp --dport "$KPORT" -j NFQUEUE --queue-num "$queue"
 	in_ct ip6tables-nft -A INPUT -p udp --dport "$KPORT" -j NFQUEUE --queue-num "$queue"
 fi
+check "posternd -t && postern-tunneld -t accept the configuration and the ruleset" run_logged t.log \
+	sh -c 'posternd -t && postern-tunneld -t'
 
 both_active() {
 	[ "$(in_ct systemctl is-active posternd postern-tunneld | paste -sd' ')" = "active active" ]
@@ -365,7 +365,7 @@ check "ssh through the tunnel runs a command, seen by the container's loopback s
 apply_ended() { ! kill -0 "$APPLY_PID" 2>/dev/null; }
 apply_kept() {
 	wait_for 30 apply_ended && wait "$APPLY_PID" &&
-	grep -qxF "postern: gate apply-nft: confirmed by a tunnel from laptop ($CLIENT4): the new ruleset is kept" \
+	grep -qxE "postern: gate apply-nft: confirmed by a tunnel from laptop \\($CLIENT4(:[0-9]+)?\\): the new ruleset is kept" \
 		apply.log || { cat apply.log; return 1; }
 }
 check "  ...and that tunnel confirmed gate apply-nft: the ruleset is kept" apply_kept
@@ -415,5 +415,42 @@ check "SIGSTOPped, posternd is restarted by the watchdog (NRestarts +1, a new Ma
 check "  ...and the journal says why" journal_has posternd "posternd.service: Watchdog timeout"
 fresh_status() { status_of posternd | grep -q '^received 0, '; }
 check "  ...the new posternd is ready (STATUS= again)" wait_for 10 fresh_status
+
+# --- the user unit: postern-forward@web1 -------------------------------------
+# An admin account in the container with lingering, so its systemd user
+# manager runs without a login; its device configuration names the server
+# by its loopback address (the gate only matters from outside; over lo the
+# ruleset accepts everything) with a forward block to sshd.
+as_fwd() { in_ct runuser -u fwd -- env XDG_RUNTIME_DIR="/run/user/$FWD_UID" "$@"; }
+in_ct useradd -m -s /bin/sh fwd
+FWD_UID=$(in_ct id -u fwd)
+user_manager() { in_ct systemctl is-active "user@$FWD_UID.service" > /dev/null; }
+linger() { in_ct loginctl enable-linger fwd && wait_for 30 user_manager; }
+check "loginctl enable-linger fwd starts its user manager" linger
+fwd_setup() {
+	as_fwd postern init > fwd-init.log 2>&1 &&
+	sed -nE 's/^ *postern gate allow [^ ]+ ([A-Za-z0-9+\/=]{44})$/\1/p' fwd-init.log > fwd.pub &&
+	[ -s fwd.pub ] &&
+	in_ct sh -c 'install -o fwd -m 600 /etc/postern/psk ~fwd/.config/postern/psk' &&
+	as_fwd postern $(echo "$add_line" | sed "s/ $SERVER4 / 127.0.0.1 /") > fwd-add.log 2>&1 &&
+	echo 'forward { listen = "127.0.0.1:2201"  server = "web1"  port = 22 }' |
+		as_fwd sh -c 'cat >> ~/.config/postern/postern.conf' &&
+	in_ct postern gate allow fwd "$(cat fwd.pub)" > /dev/null &&
+	in_ct systemctl reload posternd postern-tunneld ||
+	{ cat fwd-init.log fwd-add.log 2>/dev/null; return 1; }
+}
+check "the account's device: postern init, add-server web1 127.0.0.1, a forward block; gate allow" fwd_setup
+check "systemctl --user enable --now postern-forward@web1" run_logged fwd-enable.log \
+	runuser -u fwd -- env XDG_RUNTIME_DIR="/run/user/$FWD_UID" \
+	timeout 30 systemctl --user enable --now postern-forward@web1
+banner() {	# the forward's port answers with sshd's banner, through the tunnel
+	[ "$(in_ct timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/2201 && head -c 8 <&3')" = SSH-2.0- ]
+}
+check "  ...its forward reaches sshd through the tunnel (127.0.0.1:2201 -> web1:22)" wait_for 15 banner
+fwd_session() {
+	in_ct journalctl -q -o cat -u postern-tunneld MESSAGE_ID=e83b585e6d73481fb7b71fff961ff8b5 \
+		POSTERN_CLIENT=fwd | grep -q .
+}
+check "  ...the tunnel is the account's (postern-tunneld logged a session of fwd)" fwd_session
 
 finish

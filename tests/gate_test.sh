@@ -161,6 +161,18 @@ start_bg "$NS_S" "$ECHO" 7000 60
 wait_for 5 in_server bash -c "exec 3<>/dev/tcp/127.0.0.1/7000" 2>/dev/null
 check "a tunnel from bob reaches the echo service" bash -c "
 	[ \"\$(echo hello | ip netns exec $NS_C '$POSTERN' -c bob.conf pipe web1 7000)\" = hello ]"
+# postern ls on the device: the tunnels running processes hold.
+mkdir -m 700 xdg
+start_bg "$NS_C" env XDG_RUNTIME_DIR=$TMP/xdg "$POSTERN" -c bob.conf forward -L 7301:web1:7000 2> fwd.err
+FWD_PID=$LAST_PID
+check "postern ls shows the tunnel a running forward holds" wait_for 5 bash -c "
+	XDG_RUNTIME_DIR=$TMP/xdg '$POSTERN' -c bob.conf ls | grep -qE '^web1 .* 1 up \(1 process\)\$'"
+stop_pid $FWD_PID
+check "  ...and none once it ended" bash -c "
+	XDG_RUNTIME_DIR=$TMP/xdg '$POSTERN' -c bob.conf ls | awk '\$1 == \"web1\" && \$NF == \"-\"' | grep -q . &&
+	[ -z \"\$(ls $TMP/xdg/postern | grep tunnels-)\" ]"
+XDG_RUNTIME_DIR=$TMP/xdg "$POSTERN" -c bob.conf ls
+
 check "gate status shows bob's session" wait_for 3 bash -c "
 	POSTERN_HOME=$TMP/etc '$POSTERN' gate status |
 	grep -qE '^  last session [0-9-]+ [0-9:]+ UTC: bob from $CLIENT4'"
