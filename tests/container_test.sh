@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The .deb under a real systemd: a Debian 12 container booted with
 # systemd-nspawn, the package installed offline, README's deployment
-# steps followed inside it, then both units checked as systemd runs them
-# (notify, STATUS=, reload, watchdog, users, capabilities, credentials,
-# the journal catalog, systemd-analyze) and the gate used from a client
-# network namespace on a veth pair: nothing answers, a knock opens, ssh
-# through the tunnel reaches the container's loopback sshd.
+# steps followed inside it (gate init, gate allow, gate apply-nft
+# confirmed by the admin's tunnel, systemctl enable --now), then both
+# units checked as systemd runs them (notify, STATUS=, reload of a
+# clients.d/ drop-in, watchdog, users, capabilities, credentials, the
+# journal catalog, systemd-analyze) and the gate used from a client
+# network namespace on the container's veth: nothing answers, a knock
+# opens, ssh through the tunnel reaches the container's loopback sshd.
+# Last, the user unit postern-forward@ under a lingering account's
+# systemd --user.
 #
 # The container's root file system is made once by debootstrap and kept
 # in /var/cache/postern-test (CONTAINER_CACHE); --volatile=overlay leaves
 # it untouched by every run. Making it needs Debian's archive
-# (DEBIAN_MIRROR) and takes about a minute.
+# (DEBIAN_MIRROR) and takes two or three minutes.
 #
 # usage: container_test.sh BUILD_DIR SOURCE_DIR  (KEEP_LOGS=DIR keeps the run's files)
 set -u
@@ -39,10 +43,11 @@ CLIENT4=10.251.0.1 SERVER4=10.251.0.2
 CACHE=${CONTAINER_CACHE:-/var/cache/postern-test}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ROOT=$CACHE/bookworm
-NSPAWN_PID= CGROUPS=()
+NSPAWN_PID= APPLY_PID= CGROUPS=()
 
 cleanup() {
 	local pid dir
+	[ -z "$APPLY_PID" ] || kill "$APPLY_PID" 2>/dev/null
 	if [ -n "$NSPAWN_PID" ]; then
 		# SIGTERM: nspawn asks the container's systemd to power off.
 		kill "$NSPAWN_PID" 2>/dev/null
@@ -160,7 +165,6 @@ wait_for 60 booted
 check "the container boots systemd to running ($state)" [ "$state" = running ]
 [ "$state" = running ] || in_ct systemctl --failed --no-pager
 
-
 # --- the package -------------------------------------------------------------
 # run_logged LOG COMMAND...: in the container; its output shown only on failure.
 run_logged() {
@@ -214,8 +218,11 @@ check "postern gate init --egress 22 on the server" run_logged gate-init.log pos
 add_line=$(sed -nE 's/^ *postern (add-server) [^ ]+ [^ ]+ (.*)$/\1 web1 '"$SERVER4"' \2/p' gate-init.log)
 KPORT=$(echo "$add_line" | sed -nE 's/.*--knock-port ([0-9]+).*/\1/p')
 TPORT=$(echo "$add_line" | sed -nE 's/.*--tunnel-port ([0-9]+).*/\1/p')
-check "  ...which prints the server's key and an add-server line with both ports" \
-	[ -n "$KPORT" ] && [ -n "$TPORT" ] && grep -qE '^Server public key: [A-Za-z0-9+/]{43}=$' gate-init.log
+init_printed() {
+	[ -n "$KPORT" ] && [ -n "$TPORT" ] &&
+	grep -qE '^Server public key: [A-Za-z0-9+/]{43}=$' gate-init.log || { cat gate-init.log; return 1; }
+}
+check "  ...which prints the server's key and an add-server line with both ports" init_printed
 check "  ...and makes server.key, psk, postern.conf and clients.d/ in /etc/postern" in_ct sh -c '
 	cd /etc/postern && test -s server.key && test -s psk && test -s postern.conf && test -d clients.d &&
 	[ "$(stat -c %a server.key psk | paste -sd" ")" = "600 600" ]'
