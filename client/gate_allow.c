@@ -50,13 +50,28 @@ static void dropin_path(const char *conf, const char *name, char *buf,
 	snprintf(buf, len, "%s/%s/%s.conf", dir, CLIENTS_DIR, name);
 }
 
-/* The config's group (the daemons read it as theirs), and mode. */
-static void like_config(const char *conf, const char *path, mode_t mode)
+/* Readable by whoever may read the config (the daemons, as their users):
+ * its group, its read bits, and for a directory the search bits to go
+ * with them. */
+static void like_config(const char *conf, const char *path, bool dir)
 {
 	struct stat st;
+	mode_t mode;
 
-	if (stat(conf, &st) == 0 && chown(path, 0, st.st_gid) == 0)
-		chmod(path, mode);
+	if (stat(conf, &st) != 0)
+		return;
+	mode = (st.st_mode & 0644) | 0600;
+	if (dir)
+		mode |= (mode & 0444) >> 2;
+	gate_share(path, 0, st.st_gid, mode);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 /* The tunnel ports: what a knock must open for a device to get in. */
@@ -77,16 +92,26 @@ static size_t listen_ports(const struct server_config *cfg, uint16_t *ports)
 	return n;
 }
 
-/* Another client of this key, or of this name outside its drop-in. */
+/* Another client of this key, of this name outside its drop-in, or in
+ * the drop-in, which gate allow would replace whole. */
 static bool conflicts(const struct server_config *cfg, const char *name,
 		      const uint8_t key[KEY_LEN], const char *dropin)
 {
 	const struct client_entry *e = by_name(cfg, name);
 
-	if (e && strcmp(e->file, dropin) != 0) {
+	if (e && !same_file(e->file, dropin)) {
 		fprintf(stderr, "%s: client \"%s\" is already in %s:%u; remove "
 			"it there first\n", PROG_NAME, name, e->file, e->line);
 		return true;
+	}
+	for (size_t i = 0; i < cfg->n_clients; i++) {
+		e = &cfg->clients[i];
+		if (strcmp(e->name, name) != 0 && same_file(e->file, dropin)) {
+			fprintf(stderr, "%s: %s also holds client \"%s\" (line "
+				"%u), which replacing it would remove; edit it "
+				"by hand\n", PROG_NAME, dropin, e->name, e->line);
+			return true;
+		}
 	}
 	for (size_t i = 0; i < cfg->n_clients; i++) {
 		e = &cfg->clients[i];
@@ -100,13 +125,6 @@ static bool conflicts(const struct server_config *cfg, const char *name,
 	return false;
 }
 
-static bool date_ok(const char *s)
-{
-	struct tm tm = { 0 };
-	const char *end = strptime(s, "%Y-%m-%d", &tm);
-
-	return end && !*end && strlen(s) == 10;
-}
 
 struct allow_args {
 	const char *name, *key_text, *open, *expires;
@@ -122,6 +140,7 @@ static int allow_usage(void)
 
 static int parse_allow(int argc, char *argv[], struct allow_args *a)
 {
+	int64_t expires_at;
 	static const struct option longopts[] = {
 		{ "open", required_argument, NULL, 'o' },
 		{ "expires", required_argument, NULL, 'e' },
@@ -153,11 +172,14 @@ static int parse_allow(int argc, char *argv[], struct allow_args *a)
 			"base64, as postern init prints)\n", PROG_NAME, a->key_text);
 		return EXIT_USAGE;
 	}
-	if (a->expires && !date_ok(a->expires)) {
-		fprintf(stderr, "%s: %s: not a date (YYYY-MM-DD)\n", PROG_NAME,
-			a->expires);
+	if (a->expires && !config_date_parse(a->expires, &expires_at)) {
+		fprintf(stderr, "%s: %s: not a date (YYYY-MM-DD, or RFC 3339 "
+			"as 2027-06-30T12:00:00Z)\n", PROG_NAME, a->expires);
 		return EXIT_USAGE;
 	}
+	if (a->expires && expires_at <= (int64_t)time(NULL))
+		fprintf(stderr, "%s: warning: %s is past: %s's knocks will be "
+			"refused\n", PROG_NAME, a->expires, a->name);
 	return EXIT_OK;
 }
 
@@ -195,13 +217,13 @@ static bool write_dropin(const char *conf, const char *path, const char *text)
 		return false;
 	ok = config_file_replace(path, text, strlen(text));
 	if (ok) {
-		like_config(conf, path, 0640);
+		like_config(conf, path, false);
 		ok = load(conf, &cfg);
 		if (ok) {
 			server_config_free(&cfg);
 		} else if (old) {
 			config_file_replace(path, old, old_len);
-			like_config(conf, path, 0640);
+			like_config(conf, path, false);
 		} else {
 			unlink(path);
 		}
@@ -236,8 +258,8 @@ int gate_allow_main(const struct cli_options *opt, int argc, char *argv[])
 		n = listen_ports(&cfg, ports);
 	server_config_free(&cfg);
 	config_file_dir(path, dir, sizeof(dir));
-	if (mkdir(dir, 0750) == 0)
-		like_config(conf, dir, 0750);
+	if (mkdir(dir, 0700) == 0)
+		like_config(conf, dir, true);
 	text = dropin_text(&a, ports, n);
 	if (!text || !write_dropin(conf, path, text)) {
 		free(text);

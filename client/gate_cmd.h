@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "subcommands.h"
 
@@ -20,6 +21,13 @@ bool gate_config_path(const struct cli_options *opt, char *buf, size_t len);
  * stderr) otherwise. */
 bool gate_parse_ports(const char *text, uint16_t *ports, size_t max,
 		      size_t *n);
+/* chown and chmod through a descriptor (a symlink planted in its place
+ * is not followed); false if any step fails. */
+bool gate_share(const char *path, uid_t uid, gid_t gid, mode_t mode);
+/* Control characters and bytes past ASCII in s become '?': text from
+ * files less trusted users write, shown on root's terminal. */
+void gate_printable(char *s);
+
 /* ports joined by sep, for a config list or a message. */
 void gate_format_ports(char *buf, size_t len, const uint16_t *ports,
 		       size_t n, const char *sep);

@@ -78,8 +78,8 @@ static void share_with_daemons(const char *path, mode_t mode)
 {
 	struct group *g = getgrnam(POSTERN_GROUP);
 
-	if (g && chown(path, 0, g->gr_gid) == 0)
-		chmod(path, mode);
+	if (g)
+		gate_share(path, 0, g->gr_gid, mode);
 }
 
 /* The address this server sends from by default: what an admin device

@@ -30,7 +30,7 @@ int gate_ls_main(const struct cli_options *opt, int argc, char *argv[])
 {
 	struct server_config cfg;
 	char conf[4096], err[1024], key[128], seen[96], when[40], exp[64];
-	char ports[CONFIG_MAX_OPEN * 7], *status;
+	char ports[CONFIG_MAX_OPEN * 7], file[4096], *status;
 
 	(void)argv;
 	if (argc != 1) {
@@ -44,7 +44,7 @@ int gate_ls_main(const struct cli_options *opt, int argc, char *argv[])
 		return EXIT_FAIL;
 	}
 	status = gate_status_read(cfg.knock.status_file);
-	printf("%-16s %-12s %-16s %-34s %s\n", "NAME", "OPEN", "EXPIRES",
+	printf("%-16s %-12s %-18s %-34s %s\n", "NAME", "OPEN", "EXPIRES",
 	       "LAST KNOCK", "FILE");
 	for (size_t i = 0; i < cfg.n_clients; i++) {
 		const struct client_entry *e = &cfg.clients[i];
@@ -63,8 +63,10 @@ int gate_ls_main(const struct cli_options *opt, int argc, char *argv[])
 					 sizeof(when) - strlen(when), " %s",
 					 src + 1);
 		}
-		printf("%-16s %-12s %-16s %-34s %s:%u\n", e->name, ports, exp,
-		       when, e->file, e->line);
+		snprintf(file, sizeof(file), "%s", e->file);
+		gate_printable(file);
+		printf("%-16s %-12s %-18s %-34s %s:%u\n", e->name, ports, exp,
+		       when, file, e->line);
 	}
 	free(status);
 	server_config_free(&cfg);

@@ -1,8 +1,11 @@
 /* postern gate COMMAND: a plain table, as postern.c has. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "gate_cmd.h"
@@ -49,7 +52,10 @@ bool gate_parse_ports(const char *text, uint16_t *ports, size_t max,
 		unsigned long v;
 
 		errno = 0;
-		v = strtoul(p, &end, 10);
+		/* strtoul takes a sign and blanks too: digits only */
+		v = *p >= '0' && *p <= '9' ? strtoul(p, &end, 10) : 0;
+		if (v == 0)
+			end = (char *)p;
 		if (end == p || errno || v < 1 || v > 65535 ||
 		    (*end && *end != ',') || (*end == ',' && !end[1])) {
 			fprintf(stderr, "%s: %s: not a list of ports (like "
@@ -90,6 +96,25 @@ void gate_format_ports(char *buf, size_t len, const uint16_t *ports,
 			break;
 		used += (size_t)w;
 	}
+}
+
+bool gate_share(const char *path, uid_t uid, gid_t gid, mode_t mode)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = fchown(fd, uid, gid) == 0 && fchmod(fd, mode) == 0;
+	close(fd);
+	return ok;
+}
+
+void gate_printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < ' ' || (unsigned char)*s >= 0x7f)
+			*s = '?';
 }
 
 static void usage(FILE *f)

@@ -33,6 +33,8 @@ static bool plain_name(const char *name)
 	return *name != '.';
 }
 
+static bool own_dir(const char *dir);
+
 /* The directory, made if need be (0700), and the file WHAT-NAME in it. */
 static bool memo_file(const struct server_entry *s, const char *what,
 		      char *buf, size_t len, bool make)
@@ -65,8 +67,37 @@ static bool memo_file(const struct server_entry *s, const char *what,
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 			return false;
 	}
+	if (!own_dir(dir))
+		return false;
 	n = snprintf(buf, len, "%s/%s-%s", dir, what, s->name);
 	return n > 0 && (size_t)n < len;
+}
+
+/* Ours alone: a directory another user may write in (a ~/.cache linked
+ * to /tmp) could hold anything under our notes' names. */
+static bool own_dir(const char *dir)
+{
+	struct stat st;
+
+	return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	       st.st_uid == geteuid() && !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* A note to read: a regular file of ours, never a FIFO that would hang. */
+static FILE *open_note(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || !(f = fdopen(fd, "r"))) {
+		close(fd);
+		return NULL;
+	}
+	return f;
 }
 
 static bool memo_path(const struct server_entry *s, char *buf, size_t len,
@@ -131,7 +162,7 @@ unsigned int gate_memo_tunnels_up(const struct server_entry *s,
 			unlink(file);
 			continue;
 		}
-		if (!(f = fopen(file, "re")))
+		if (!(f = open_note(file)))
 			continue;
 		if (fscanf(f, "%u", &n) == 1 && n > 0 && n < 1000) {
 			total += n;
@@ -153,7 +184,7 @@ bool gate_memo_get(const struct server_entry *s, uint64_t *age_ms,
 	FILE *f;
 	int n;
 
-	if (!memo_path(s, path, sizeof(path), false) || !(f = fopen(path, "re")))
+	if (!memo_path(s, path, sizeof(path), false) || !(f = open_note(path)))
 		return false;
 	n = fscanf(f, "%255s %u %llu %llu", addr, &port, &at, &took);
 	fclose(f);

@@ -5,11 +5,14 @@
  * has no status or is not running.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "config_file.h"
@@ -35,21 +38,34 @@ static const struct {
 	{ "bad_source", "a source address no one can knock from" },
 };
 
+/* A daemon writes a few KiB; more is not its file. */
+#define STATUS_MAX (256u << 10)
+
 char *gate_status_read(const char *path)
 {
-	FILE *f = fopen(path, "re");
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
 	char *text = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	size_t got = 0;
+	ssize_t n = 0;
 
-	if (!f)
+	if (fd < 0)
 		return NULL;
-	n = getdelim(&text, &cap, '\0', f);	/* the whole file */
-	fclose(f);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    !(text = malloc(STATUS_MAX + 1))) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	while (got < STATUS_MAX &&
+	       (n = read(fd, text + got, STATUS_MAX - got)) > 0)
+		got += (size_t)n;
+	close(fd);
 	if (n < 0) {
 		free(text);
 		return NULL;
 	}
+	text[got] = '\0';
 	return text;
 }
 
@@ -63,11 +79,8 @@ bool gate_status_get(const char *text, const char *key, char *buf, size_t len)
 			size_t vlen = strcspn(v, "\n");
 
 			snprintf(buf, len, "%.*s", (int)vlen, v);
-			/* Written by a daemon's user, shown on root's terminal:
-			 * no control characters get through. */
-			for (char *q = buf; *q; q++)
-				if ((unsigned char)*q < ' ' || *q == 0x7f)
-					*q = '?';
+			/* Written by a daemon's user, shown on root's terminal. */
+			gate_printable(buf);
 			return true;
 		}
 	}
@@ -87,7 +100,18 @@ void gate_format_time(char *buf, size_t len, unsigned long long t)
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&tt, &tm));
+	if (t > (unsigned long long)INT32_MAX * 4 || !gmtime_r(&tt, &tm))
+		snprintf(buf, len, "(a bad time)");
+	else
+		strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* Seconds since t, 0 for a time in the future. */
+static unsigned long long ago(unsigned long long t)
+{
+	unsigned long long now = (unsigned long long)time(NULL);
+
+	return now > t ? now - t : 0;
 }
 
 /* The daemon's first lines; false when it has none or it is not running. */
@@ -105,12 +129,11 @@ static bool header(const char *name, const char *path, const char *text,
 	updated = gate_status_number(text, "updated");
 	if (pid == 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
 		printf("%s: not running (its status file is from %llu s ago); "
-		       "systemctl status %s\n", name,
-		       (unsigned long long)time(NULL) - updated, unit);
+		       "systemctl status %s\n", name, ago(updated), unit);
 		return false;
 	}
 	printf("%s: running, pid %llu, status of %llu s ago\n", name, pid,
-	       (unsigned long long)time(NULL) - updated);
+	       ago(updated));
 	return true;
 }
 

@@ -703,7 +703,8 @@ static char *read_config(const char *path, size_t *len)
 	size_t got = 0;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO in its place must not hang a reload. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		fail(NULL, 0, NULL, "%s", strerror(errno));
 		return NULL;
@@ -718,11 +719,23 @@ static char *read_config(const char *path, size_t *len)
 		close(fd);
 		return NULL;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		fail(NULL, 0, NULL, "not a regular file");
+		close(fd);
+		return NULL;
+	}
 	/* Whoever may write it decides who gets in, as with ssh's
-	 * authorized_keys. */
-	if (S_ISREG(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+	 * authorized_keys: root, or the user reading it, and no one else. */
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		fail(NULL, 0, NULL, "writable by group or others; fix with: "
 		     "chmod go-w %s", path);
+		close(fd);
+		return NULL;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		fail(NULL, 0, NULL, "owned by uid %u, neither root nor this "
+		     "user; fix with: chown root %s", (unsigned int)st.st_uid,
+		     path);
 		close(fd);
 		return NULL;
 	}
@@ -1225,6 +1238,13 @@ static bool load_dropins(struct server_config *c, const char *dir,
 		free(path);
 		return false;
 	}
+	if (stat(path, &st) == 0 && st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, err_len, "%s: owned by uid %u, neither root nor "
+			 "this user; fix with: chown root %s", path,
+			 (unsigned int)st.st_uid, path);
+		free(path);
+		return false;
+	}
 	n = scandir(path, &names, dropin_name, alphasort);
 	if (n < 0) {
 		snprintf(err, err_len, "%s: %s", path, strerror(errno));
@@ -1529,6 +1549,11 @@ const struct client_entry *server_config_find_client(
 bool config_name_ok(const char *s)
 {
 	return name_ok(s);
+}
+
+bool config_date_parse(const char *s, int64_t *expires_at)
+{
+	return strlen(s) >= 10 && parse_date(s, expires_at);
 }
 
 bool client_expired(const struct client_entry *e, int64_t now)

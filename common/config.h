@@ -168,6 +168,9 @@ const struct client_entry *server_config_find_client(
 /* A client or server name as the loader takes it: letters, digits,
  * '.', '_', '-', '@', beginning with a letter or digit, up to 64. */
 bool config_name_ok(const char *s);
+/* An expires value as the loader takes it (YYYY-MM-DD or RFC 3339): the
+ * first instant refused, in Unix seconds. */
+bool config_date_parse(const char *s, int64_t *expires_at);
 /* True once the client's expiry has passed at unix time now. */
 bool client_expired(const struct client_entry *e, int64_t now);
 const struct server_entry *cli_config_find_server(const struct cli_config *c,

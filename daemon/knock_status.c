@@ -25,7 +25,9 @@ struct knock_seen *posternd_seen_for(const struct posternd *d,
 		return seen;
 	for (size_t i = 0; i < cfg->n_clients; i++)
 		for (size_t j = 0; j < d->cfg->n_clients; j++)
-			if (!strcmp(cfg->clients[i].name, d->cfg->clients[j].name))
+			if (!strcmp(cfg->clients[i].name, d->cfg->clients[j].name) &&
+			    !memcmp(cfg->clients[i].public_key,
+				    d->cfg->clients[j].public_key, KEY_LEN))
 				seen[i] = d->accepted_seen[j];
 	return seen;
 }
@@ -48,7 +50,9 @@ void posternd_write_status(struct posternd *d, uint64_t qdrop, uint64_t udrop,
 	struct status_text t = { 0 };
 	char key[128], err[ERR_LEN];
 
-	if (d->status_failed)
+	uint64_t now = posternd_clock().boot_ms;
+
+	if (now < d->status_retry_at)
 		return;
 	status_add(&t, "daemon posternd\npid %ld\nupdated %llu\n", (long)getpid(),
 		   (unsigned long long)(posternd_clock().wall_ms / 1000));
@@ -76,13 +80,17 @@ void posternd_write_status(struct posternd *d, uint64_t qdrop, uint64_t udrop,
 			 d->cfg->clients[i].name);
 		add_seen(&t, key, &d->accepted_seen[i]);
 	}
-	if (!status_file_write(d->cfg->knock.status_file, &t, err, sizeof(err))) {
-		/* Once: the daemon works without it, gate status does not.
-		 * No directory: run by hand, outside the unit that makes it. */
-		d->status_failed = true;
-		if (errno != ENOENT)
+	if (status_file_write(d->cfg->knock.status_file, &t, err, sizeof(err))) {
+		d->status_warned = false;
+	} else {
+		/* The daemon works without it, gate status does not. No
+		 * directory: run by hand, outside the unit that makes it. */
+		d->status_retry_at = now + STATUS_RETRY_MS;
+		if (errno != ENOENT && !d->status_warned)
 			log_msg(LOG_WARNING, "status file not written (postern "
-				"gate status will not see posternd): %s", err);
+				"gate status will not see posternd; trying again "
+				"each minute): %s", err);
+		d->status_warned = true;
 	}
 	status_text_free(&t);
 }

@@ -170,7 +170,7 @@ static bool reload_config(struct posternd *d, const char **kept, char *err)
 	}
 	free(d->accepted_seen);
 	d->accepted_seen = seen;
-	d->status_failed = false;
+	d->status_retry_at = 0;
 	log_throttle_free(&d->refusals);
 	d->refusals = refusals;
 	d->set4 = s4;

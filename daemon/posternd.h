@@ -38,7 +38,10 @@ struct posternd {
 	uint64_t watchdog_usec;
 	struct knock_seen refused_seen[KNOCK_REASONS];
 	struct knock_seen *accepted_seen;	/* per cfg->clients[i] */
-	bool status_failed;		/* logged; quiet until a reload */
+	/* A status file that could not be written is tried again a minute
+	 * later (or at a reload), and said once until it works again. */
+	uint64_t status_retry_at;	/* CLOCK_BOOTTIME ms; 0: now */
+	bool status_warned;
 };
 
 /* Subjects of posternd.errors. */

@@ -22,6 +22,9 @@ __attribute__((format(printf, 2, 3)))
 void status_add(struct status_text *t, const char *fmt, ...);
 void status_text_free(struct status_text *t);
 
+/* A write that failed is tried again after this long. */
+#define STATUS_RETRY_MS 60000
+
 /* One line in err on failure. */
 bool status_file_write(const char *path, const struct status_text *t,
 		       char *err, size_t err_len);

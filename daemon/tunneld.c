@@ -87,7 +87,7 @@ static void write_status(struct tunneld *d)
 	struct status_text t = { 0 };
 	char err[ERR_LEN];
 
-	if (d->status_failed)
+	if (uv_now(d->loop) < d->status_retry_at)
 		return;
 	status_add(&t, "daemon postern-tunneld\npid %ld\nupdated %lld\n"
 		   "sessions %u\nstreams_open %u\nhandshakes %u\n"
@@ -111,12 +111,16 @@ static void write_status(struct tunneld *d)
 			   (unsigned long long)(d->last_session_at_ms / 1000),
 			   (unsigned long long)d->last_session_at_ms,
 			   d->last_session_client, d->last_session_src);
-	if (!status_file_write(d->cfg->tunnel.status_file, &t, err, sizeof(err))) {
+	if (status_file_write(d->cfg->tunnel.status_file, &t, err, sizeof(err))) {
+		d->status_warned = false;
+	} else {
 		/* No directory: run by hand, outside the unit that makes it. */
-		d->status_failed = true;
-		if (errno != ENOENT)
+		d->status_retry_at = uv_now(d->loop) + STATUS_RETRY_MS;
+		if (errno != ENOENT && !d->status_warned)
 			log_msg(LOG_WARNING, "status file not written (postern "
-				"gate status will not see postern-tunneld): %s", err);
+				"gate status will not see postern-tunneld; trying "
+				"again each minute): %s", err);
+		d->status_warned = true;
 	}
 	status_text_free(&t);
 }
@@ -214,7 +218,7 @@ static void reload(struct tunneld *d)
 	old_keys = d->keys;
 	old_dh = d->dh;
 	d->cfg = cfg;
-	d->status_failed = false;
+	d->status_retry_at = 0;
 	d->keys = keys;
 	d->dh = dh;
 	/* Sessions hold the names and expiry of their clients by value. */

@@ -51,7 +51,9 @@ struct tunneld {
 	 * get in. */
 	uint64_t last_session_at_ms;	/* Unix ms; 0: none yet */
 	char last_session_client[65], last_session_src[64];
-	bool status_failed;		/* logged; quiet until a reload */
+	/* As posternd's: tried again a minute later, said once. */
+	uint64_t status_retry_at;	/* uv_now; 0: now */
+	bool status_warned;
 };
 
 enum tsession_state {

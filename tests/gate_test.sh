@@ -94,6 +94,22 @@ check "allow of a bad key is refused" refused 2 "not a public key" carol notakey
 check "allow of a bad name is refused" refused 2 "not a valid name" "../x" "$(cat bob.pub)"
 check "allow of a bad date is refused" refused 2 "not a date" carol "$(cat bob.pub)" --expires 2027-13-45
 check "allow of bad ports is refused" refused 2 "not a list of ports" carol "$(cat bob.pub)" --open 22,
+check "allow of ports with a sign or a blank is refused" refused 2 "not a list of ports" carol "$(cat bob.pub)" --open +22
+check "  ...or a blank" refused 2 "not a list of ports" carol "$(cat bob.pub)" --open " 22"
+check "allow of a day that does not exist is refused" refused 2 "not a date" carol "$(cat bob.pub)" --expires 2027-02-30
+printf 'client "tablet" { public_key = "%s" }\n' "$(cat mallory.pub)" >> etc/clients.d/alice.conf
+cp etc/clients.d/alice.conf alice.before
+check "allow over a drop-in that holds another client is refused, naming it" \
+	refused 1 "$TMP/etc/clients.d/alice.conf also holds client \"tablet\" (line 6), which replacing it would remove" alice "$(cat alice.pub)"
+sed -i '$d' etc/clients.d/alice.conf
+cp etc/clients.d/alice.conf alice.before
+check "allow by a relative -c path replaces alice's own drop-in" bash -c "
+	cd etc && '$POSTERN' -c postern.conf gate allow alice '$(cat alice.pub)' 2>&1 |
+	grep -qF 'Replaced client \"alice\"'"
+check "  ...with the config's group and read bits" test "$(stat -c '%a %g' etc/clients.d/alice.conf)" = "$(stat -c '%a %g' etc/postern.conf)"
+G allow dave "$(cat mallory.pub)" --expires 2020-01-01 > past.out 2>&1
+check "allow of a past expiry warns" grep -qxF "postern: warning: 2020-01-01 is past: dave's knocks will be refused" past.out
+G revoke dave > /dev/null
 chmod 644 etc/clients.d/alice.conf
 
 # --- the daemons --------------------------------------------------------------
@@ -231,5 +247,19 @@ check "gate status says when posternd is not running" bash -c "
 	POSTERN_HOME=$TMP/etc '$POSTERN' gate status > stopped.out 2>&1; [ \$? -eq 1 ] &&
 	grep -qE '^posternd: not running \\(its status file is from [0-9]+ s ago\\); systemctl status posternd' stopped.out"
 stop_pid $TUNNELD_PID
+
+# Status files are written by the daemons' users: a bad value is shown as
+# such, never crashes root's gate status, and a FIFO does not hang it.
+printf 'daemon posternd\npid 1\nupdated 99999999999999999\nrefused.bad_mac1 1\nlast.bad_mac1 67768036191676800 1.2.3.4\e[31m\n' > run/knock.status
+timeout 5 "$POSTERN" -c etc/postern.conf gate status > bad.out 2>&1; rc=$?
+check "gate status with a bad time in a status file: said, no crash" bash -c "
+	[ $rc -eq 1 ] && grep -qF 'bad_mac1       1, last (a bad time) from 1.2.3.4?[31m' bad.out"
+rm run/tunnel.status && mkfifo run/tunnel.status
+timeout 5 "$POSTERN" -c etc/postern.conf gate status > fifo.out 2>&1; rc=$?
+check "  ...a FIFO for a status file: said, no hang" bash -c "
+	[ $rc -eq 1 ] && grep -q '^postern-tunneld: no status file' fifo.out"
+rm -f xdg/postern/gate-web1 && mkfifo xdg/postern/gate-web1
+check "postern ls with a FIFO for a memo: no hang" bash -c "
+	XDG_RUNTIME_DIR=$TMP/xdg timeout 5 '$POSTERN' -c bob.conf ls | awk '\$1 == \"web1\" && \$5 == \"-\"' | grep -q ."
 [ -z "${KEEP_LOGS:-}" ] || cp -r "$TMP"/. "$KEEP_LOGS"/
 finish

@@ -647,8 +647,32 @@ static void clients_dropins(void **state)
 	assert_non_null(strstr(err, a));
 	assert_null(c.clients);
 
-	/* Whoever may write in it decides who gets in. */
+	/* A FIFO or a directory where a drop-in should be: refused at once,
+	 * not waited on (a reload must not hang). */
 	unlink(a);
+	assert_int_equal(mkfifo(a, 0644), 0);
+	assert_false(server_config_load(&c, path, err, sizeof(err)));
+	snprintf(want, sizeof(want), "%s: not a regular file", a);
+	assert_string_equal(err, want);
+	unlink(a);
+	assert_int_equal(mkdir(a, 0755), 0);
+	assert_false(server_config_load(&c, path, err, sizeof(err)));
+	assert_non_null(strstr(err, "Is a directory"));
+	rmdir(a);
+
+	/* Another user's file decides nothing (root can give it away). */
+	if (geteuid() == 0) {
+		write_temp_file(CLIENTS_DIR "/b-second.conf",
+				"client \"bob\" { public_key = " K3 " }\n", 0644);
+		assert_int_equal(chown(a, 65534, 65534), 0);
+		assert_false(server_config_load(&c, path, err, sizeof(err)));
+		snprintf(want, sizeof(want), "%s: owned by uid 65534, neither "
+			 "root nor this user; fix with: chown root %s", a, a);
+		assert_string_equal(err, want);
+		unlink(a);
+	}
+
+	/* Whoever may write in it decides who gets in. */
 	assert_int_equal(chmod(dir, 0775), 0);
 	assert_false(server_config_load(&c, path, err, sizeof(err)));
 	snprintf(want, sizeof(want), "%s: writable by group or others; fix "
