@@ -113,23 +113,25 @@ static bool compare_back(const struct apply_job *j, const char *why,
 	bool same = false;
 
 	if (!nft_list_ruleset(&now, NULL)) {
-		text_buf_printf(note, SAY "%s: rolled back, but nft list ruleset "
-				"failed: check it; the saved ruleset is %s\n",
-				why, j->saved);
+		text_buf_printf(note, SAY "%s: rolled back, but nft list "
+				"ruleset failed: check it; the saved ruleset "
+				"is %s\n", why, j->saved);
 	} else if (text_buf_equal(&now, &j->listing)) {
-		text_buf_printf(note, SAY "%s: rolled back; nft list ruleset is "
-				"the same as before, byte for byte\n", why);
+		text_buf_printf(note, SAY "%s: rolled back; nft list ruleset "
+				"is the same as before, byte for byte\n", why);
 		same = true;
 	} else if (nft_listing_alike(&now, &j->listing)) {
-		text_buf_printf(note, SAY "%s: rolled back; nft list ruleset is "
-				"the same as before but for the timers of set elements and "
-				"counter values, which ran on\n", why);
+		text_buf_printf(note, SAY "%s: rolled back; nft list ruleset "
+				"is the same as before but for the timers of "
+				"set elements and counter values, which ran "
+				"on\n", why);
 		same = true;
 	} else {
-		text_buf_printf(note, SAY "%s: ROLLED BACK BUT DIFFERENT: nft list "
-				"ruleset differs from the saved one beyond timers and "
-				"counters (did a timed element expire, or did something "
-				"else change the ruleset meanwhile?); compare it with %s, "
+		text_buf_printf(note, SAY "%s: ROLLED BACK BUT DIFFERENT: "
+				"nft list ruleset differs from the saved one "
+				"beyond timers and counters (did a timed "
+				"element expire, or did something else change "
+				"the ruleset meanwhile?); compare it with %s, "
 				"the ruleset as it was (nft -f loads it)\n",
 				why, j->saved);
 	}
@@ -144,15 +146,17 @@ static enum apply_word roll_back(const struct apply_job *j, const char *why,
 	char path[PATH_MAX], msg[2048];
 
 	if (!write_restore(j, path)) {
-		text_buf_printf(note, SAY "%s, and the rollback could not be "
-				"prepared: the new ruleset is still loaded; restore the old "
-				"one now with: nft -f %s\n", why, j->saved);
+		text_buf_printf(note, SAY "%s, and the rollback could not "
+				"be prepared: the new ruleset is still loaded; "
+				"restore the old one now with: nft -f %s\n",
+				why, j->saved);
 		return APPLY_FAILED;
 	}
 	if (!load_restore(path, msg, sizeof(msg))) {
 		text_buf_printf(note, SAY "%s; ROLLBACK FAILED: nft -f: %s; "
-				"the new ruleset is still loaded: restore the old one now "
-				"with: nft -f %s\n", why, msg, j->saved);
+				"the new ruleset is still loaded: restore the "
+				"old one now with: nft -f %s\n",
+				why, msg, j->saved);
 		unlink(path);
 		return APPLY_FAILED;
 	}
@@ -181,8 +185,8 @@ static bool change(const struct apply_job *j, struct text_buf *note)
 				"nothing changed: %s\n", msg);
 		unlink(j->saved);
 	} else {
-		text_buf_printf(note, SAY "nft -f refused the new ruleset: %s\n",
-				msg);
+		text_buf_printf(note, SAY "nft -f refused the new "
+				"ruleset: %s\n", msg);
 		roll_back(j, "the new ruleset was refused", note);
 	}
 out:
@@ -226,7 +230,8 @@ static bool tunnel_confirmed(const char *path, int64_t after_ms, char *who,
 	if (n <= 0)
 		return false;
 	text[n] = '\0';
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
 		char *v = strchr(line, ' ');
 
 		if (!v)
@@ -261,8 +266,10 @@ static const char *answer(int answer_fd, struct text_buf *note)
 				"ruleset is kept\n");
 		return NULL;
 	}
-	return r != 1 ? "the command ended before a confirmation" :
-		c == APPLY_INTERRUPTED ? "interrupted" : "not confirmed on the terminal";
+	if (r != 1)
+		return "the command ended before a confirmation";
+	return c == APPLY_INTERRUPTED ? "interrupted" :
+		"not confirmed on the terminal";
 }
 
 /* Until a confirmation (NULL, said in note) or a reason to roll back

@@ -544,6 +544,9 @@ int gate_apply_nft_main(const struct cli_options *opt, int argc, char *argv[])
 	sigaction(SIGHUP, NULL, &old);
 	hup_ignored = old.sa_handler == SIG_IGN;
 	signal(SIGPIPE, SIG_IGN);
+	/* Ignored as inherited, children would leave no status to wait for:
+	 * every nft run would seem to fail. */
+	signal(SIGCHLD, SIG_DFL);
 	if ((lock = take_lock(j.dir)) < 0)
 		return EXIT_FAIL;
 	if (!prepare(&j, config)) {

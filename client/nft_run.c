@@ -165,17 +165,23 @@ struct located {
 	size_t words_len, src_len, carets_len;
 };
 
+/* The length of nft's words from words to end, less its guess. */
+static size_t words_len(const char *words, const char *end)
+{
+	const char *guess = strstr(words, GUESS_MARK);
+
+	return (size_t)((guess && guess < end ? guess : end) - words);
+}
+
 static void locate(const char *text, struct located *e)
 {
 	memset(e, 0, sizeof(*e));
 	for (const char *line = text; *line; ) {
-		const char *end = strchrnul(line, '\n'), *m, *guess;
+		const char *end = strchrnul(line, '\n'), *m;
 
 		if (!e->words && (m = strstr(line, ERROR_MARK)) && m < end) {
 			e->words = m + strlen(ERROR_MARK);
-			guess = strstr(e->words, GUESS_MARK);
-			e->words_len = (size_t)((guess && guess < end ? guess : end) -
-						e->words);
+			e->words_len = words_len(e->words, end);
 		} else if (e->words && !e->src) {
 			e->src = line;
 			e->src_len = (size_t)(end - line);
@@ -243,7 +249,7 @@ void nft_error_words(const struct text_buf *err, char *out, size_t len)
 	locate(text, &e);
 	if (!e.words) {
 		e.words = text;
-		e.words_len = (size_t)(strchrnul(text, '\n') - text);
+		e.words_len = words_len(text, strchrnul(text, '\n'));
 	}
 	snprintf(out, len, "%.*s", (int)e.words_len, e.words);
 }

@@ -44,8 +44,8 @@ bool nft_list_ruleset(struct text_buf *out, struct text_buf *err);
  * which only misleads.
  */
 void nft_error_line(const struct text_buf *err, char *out, size_t len);
-/* Only the words of nft's first error (less the guess), else its first
- * line. */
+/* Only the words of nft's first error, else its first line; less the
+ * guess either way. */
 void nft_error_words(const struct text_buf *err, char *out, size_t len);
 
 /*
