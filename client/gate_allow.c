@@ -246,7 +246,7 @@ int gate_allow_main(const struct cli_options *opt, int argc, char *argv[])
 		return rc;
 	if (a.open && !gate_parse_ports(a.open, ports, CONFIG_MAX_OPEN, &n))
 		return EXIT_USAGE;
-	if (!gate_config_path(opt, conf, sizeof(conf)) || !load(conf, &cfg))
+	if (!gate_config_load(opt, conf, sizeof(conf), &cfg))
 		return EXIT_FAIL;
 	dropin_path(conf, a.name, path, sizeof(path));
 	if (conflicts(&cfg, a.name, a.key, path)) {
@@ -283,7 +283,7 @@ int gate_revoke_main(const struct cli_options *opt, int argc, char *argv[])
 		fprintf(stderr, "Usage: %s gate revoke NAME\n", PROG_NAME);
 		return EXIT_USAGE;
 	}
-	if (!gate_config_path(opt, conf, sizeof(conf)) || !load(conf, &cfg))
+	if (!gate_config_load(opt, conf, sizeof(conf), &cfg))
 		return EXIT_FAIL;
 	if (!(e = by_name(&cfg, argv[1]))) {
 		fprintf(stderr, "%s: no client \"%s\" in %s or its %s/\n",

@@ -11,11 +11,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "subcommands.h"
 
 /* The server's configuration: -c FILE, else $POSTERN_HOME/postern.conf,
  * else /etc/postern/postern.conf. False (said on stderr) if too long. */
 bool gate_config_path(const struct cli_options *opt, char *buf, size_t len);
+/* That path into conf, and the configuration loaded from it, drop-ins
+ * and all; false (said on stderr) when it does not load. */
+bool gate_config_load(const struct cli_options *opt, char *conf, size_t len,
+		      struct server_config *cfg);
 
 /* "22,8080": ports 1-65535, no repeats, at most max; false (said on
  * stderr) otherwise. */

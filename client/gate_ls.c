@@ -29,7 +29,7 @@ static void expiry(char *buf, size_t len, const struct client_entry *e)
 int gate_ls_main(const struct cli_options *opt, int argc, char *argv[])
 {
 	struct server_config cfg;
-	char conf[4096], err[1024], key[128], seen[96], when[40], exp[64];
+	char conf[4096], key[128], seen[96], when[40], exp[64];
 	char ports[CONFIG_MAX_OPEN * 7], file[4096], *status;
 
 	(void)argv;
@@ -37,12 +37,8 @@ int gate_ls_main(const struct cli_options *opt, int argc, char *argv[])
 		fprintf(stderr, "Usage: %s gate ls\n", PROG_NAME);
 		return EXIT_USAGE;
 	}
-	if (!gate_config_path(opt, conf, sizeof(conf)))
+	if (!gate_config_load(opt, conf, sizeof(conf), &cfg))
 		return EXIT_FAIL;
-	if (!server_config_load(&cfg, conf, err, sizeof(err))) {
-		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
-		return EXIT_FAIL;
-	}
 	status = gate_status_read(cfg.knock.status_file);
 	printf("%-16s %-12s %-18s %-34s %s\n", "NAME", "OPEN", "EXPIRES",
 	       "LAST KNOCK", "FILE");

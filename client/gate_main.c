@@ -42,6 +42,19 @@ bool gate_config_path(const struct cli_options *opt, char *buf, size_t len)
 	return true;
 }
 
+bool gate_config_load(const struct cli_options *opt, char *conf, size_t len,
+		      struct server_config *cfg)
+{
+	char err[1024];
+
+	if (!gate_config_path(opt, conf, len))
+		return false;
+	if (server_config_load(cfg, conf, err, sizeof(err)))
+		return true;
+	fprintf(stderr, "%s: %s\n", PROG_NAME, err);
+	return false;
+}
+
 bool gate_parse_ports(const char *text, uint16_t *ports, size_t max,
 		      size_t *n)
 {

@@ -220,7 +220,7 @@ static bool tunnel_status(const struct server_config *cfg)
 int gate_status_main(const struct cli_options *opt, int argc, char *argv[])
 {
 	struct server_config cfg;
-	char conf[4096], err[1024];
+	char conf[4096];
 	bool ok;
 
 	(void)argv;
@@ -228,12 +228,8 @@ int gate_status_main(const struct cli_options *opt, int argc, char *argv[])
 		fprintf(stderr, "Usage: %s gate status\n", PROG_NAME);
 		return EXIT_USAGE;
 	}
-	if (!gate_config_path(opt, conf, sizeof(conf)))
+	if (!gate_config_load(opt, conf, sizeof(conf), &cfg))
 		return EXIT_FAIL;
-	if (!server_config_load(&cfg, conf, err, sizeof(err))) {
-		fprintf(stderr, "%s: %s\n", PROG_NAME, err);
-		return EXIT_FAIL;
-	}
 	ok = knock_status(&cfg);
 	ok = tunnel_status(&cfg) && ok;
 	server_config_free(&cfg);
