@@ -8,6 +8,8 @@
 # journal catalog, systemd-analyze) and the gate used from a client
 # network namespace on the container's veth: nothing answers, a knock
 # opens, ssh through the tunnel reaches the container's loopback sshd.
+# Then an upgrade: posternd restarts, postern-tunneld does not and says
+# why, and an ssh session through the tunnel lives on across it.
 # Last, the user unit postern-forward@ under a lingering account's
 # systemd --user.
 #
@@ -422,6 +424,34 @@ check "SIGSTOPped, posternd is restarted by the watchdog (NRestarts +1, a new Ma
 check "  ...and the journal says why" journal_has posternd "posternd.service: Watchdog timeout"
 fresh_status() { status_of posternd | grep -q '^received 0, '; }
 check "  ...the new posternd is ready (STATUS= again)" wait_for 10 fresh_status
+
+# --- an upgrade ---------------------------------------------------------------
+# The same package again is an upgrade to dpkg (postinst configure OLD):
+# posternd restarts, postern-tunneld does not, and says why, and a session
+# through the tunnel lives on across it.
+in_ct rm -rf /etc/systemd/system/posternd.service.d
+in_ct systemctl daemon-reload
+in_ct systemctl restart posternd
+wait_for 10 fresh_status
+KNOCK_PID=$(main_pid posternd) TUNNEL_PID=$(main_pid postern-tunneld)
+in_client timeout 60 ssh -i user_key -o StrictHostKeyChecking=no \
+	-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \
+	-o "ProxyCommand=$POSTERN -c $TMP/alice/postern.conf pipe %n 22" root@web1 \
+	'echo started; sleep 8; echo survived' > across.out 2>&1 &
+SSH_PID=$!
+PIDS+=($SSH_PID)
+check "a session through the tunnel before the upgrade" wait_for 20 grep -qx started across.out
+check "the package again: an upgrade" run_logged upgrade.log \
+	sh -c "cd /mnt/postern-test && DEBIAN_FRONTEND=noninteractive dpkg -i ./$DEB"
+check "  ...restarts posternd (a new MainPID)" bash -c "
+	[ \"\$(nsenter -t $CPID -a systemctl show -p MainPID --value posternd)\" != $KNOCK_PID ] &&
+	[ \"\$(nsenter -t $CPID -a systemctl is-active posternd)\" = active ]"
+check "  ...not postern-tunneld (the same MainPID)" \
+	test "$(main_pid postern-tunneld)" = "$TUNNEL_PID"
+check "  ...and says why" grep -qF "postern: postern-tunneld was not restarted: a restart ends every tunnel through it." upgrade.log
+wait "$SSH_PID"
+check "  ...the session through the tunnel lived on" bash -c "[ \"\$(cat across.out | paste -sd' ')\" = 'started survived' ]" ||
+	cat across.out
 
 # --- the user unit: postern-forward@web1 -------------------------------------
 # An admin account in the container with lingering, so its systemd user
