@@ -132,7 +132,7 @@ static bool header(const char *name, const char *path, const char *text,
 		       "systemctl status %s\n", name, ago(updated), unit);
 		return false;
 	}
-	printf("%s: running, pid %llu, status of %llu s ago\n", name, pid,
+	printf("%s: running, pid %llu, counters as of %llu s ago\n", name, pid,
 	       ago(updated));
 	return true;
 }
