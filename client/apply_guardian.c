@@ -22,6 +22,21 @@
 #define POLL_MS 200		/* how often the status file is read */
 #define RESTORE_TRIES 3
 
+/* What postern-tunneld's status file says of the last session of a listed
+ * admin. */
+struct last_session {
+	long long at_ms;	/* last_session_at_ms, Unix ms; -1: none */
+	char who[160];
+};
+
+/* The status file as the wait watches it. */
+struct watch {
+	const char *path;
+	long long baseline;	/* at_ms just before the change */
+	int64_t changed;	/* Unix ms, once the change is committed */
+	bool warned;		/* that others may write it, once */
+};
+
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -195,41 +210,11 @@ out:
 	return loaded;
 }
 
-/*
- * Whether postern-tunneld's status file ("key value" lines) says a session
- * of a listed admin began after the change: last_session_at_ms (Unix ms)
- * later than after_ms. An admin who connects in the second of the change
- * counts: the seconds of last_session_at could not tell. Who it was goes
- * in who. A file others may write is no evidence: it is ignored, and said
- * once in note.
- */
-static bool tunnel_confirmed(const char *path, int64_t after_ms, char *who,
-			     size_t who_len, bool *warned, struct text_buf *note)
+/* The "key value" lines of the status file, in text, into s. */
+static void parse_status(char *text, struct last_session *s)
 {
-	char text[4096], *line, *save = NULL, name[64] = "", src[80] = "";
-	long long at = -1;
-	struct stat st;
-	bool stat_ok;
-	ssize_t n;
-	int fd;
+	char *line, *save = NULL, name[64] = "", src[80] = "";
 
-	who[0] = '\0';
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
-		return false;
-	stat_ok = fstat(fd, &st) == 0;
-	if (!stat_ok || !S_ISREG(st.st_mode) || (st.st_mode & 022)) {
-		if (stat_ok && !*warned && st.st_mode & 022)
-			text_buf_printf(note, SAY "%s is writable by others: "
-					"not taken as confirmation\n", path);
-		*warned = true;
-		close(fd);
-		return false;
-	}
-	n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	text[n] = '\0';
 	for (line = strtok_r(text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *v = strchr(line, ' ');
@@ -238,18 +223,66 @@ static bool tunnel_confirmed(const char *path, int64_t after_ms, char *who,
 			continue;
 		*v++ = '\0';
 		if (!strcmp(line, "last_session_at_ms"))
-			at = strtoll(v, NULL, 10);
+			s->at_ms = strtoll(v, NULL, 10);
 		else if (!strcmp(line, "last_session_client"))
 			snprintf(name, sizeof(name), "%s", v);
 		else if (!strcmp(line, "last_session_src"))
 			snprintf(src, sizeof(src), " (%s)", v);
 	}
-	snprintf(who, who_len, "%s%s", name[0] ? name : "a listed admin", src);
+	snprintf(s->who, sizeof(s->who), "%s%s",
+		 name[0] ? name : "a listed admin", src);
 	/* Written by postern-tunneld's user, shown on root's terminal. */
-	for (char *q = who; *q; q++)
+	for (char *q = s->who; *q; q++)
 		if ((unsigned char)*q < ' ' || *q == 0x7f)
 			*q = '?';
-	return at > (long long)after_ms;
+}
+
+/* postern-tunneld's status file into s (at_ms -1 if it says nothing). A
+ * file others may write is no evidence: false, said once in note. */
+static bool read_status(struct watch *w, struct last_session *s,
+			struct text_buf *note)
+{
+	char text[4096];
+	struct stat st;
+	bool stat_ok;
+	ssize_t n;
+	int fd;
+
+	s->at_ms = -1;
+	s->who[0] = '\0';
+	if ((fd = open(w->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return false;
+	stat_ok = fstat(fd, &st) == 0;
+	if (!stat_ok || !S_ISREG(st.st_mode) || (st.st_mode & 022)) {
+		if (stat_ok && !w->warned && st.st_mode & 022)
+			text_buf_printf(note, SAY "%s is writable by others: "
+					"not taken as confirmation\n", w->path);
+		w->warned = true;
+		close(fd);
+		return false;
+	}
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	parse_status(text, s);
+	return true;
+}
+
+/*
+ * Whether a session of a listed admin began after the change: a
+ * last_session_at_ms later than the change (an admin who connects in its
+ * second counts: the seconds of last_session_at could not tell) and other
+ * than the one of just before: that one is from before the change even
+ * when it seems later, the clock stepped back since, or a time from the
+ * future. Who it was in s.
+ */
+static bool tunnel_confirmed(struct watch *w, struct last_session *s,
+			     struct text_buf *note)
+{
+	return read_status(w, s, note) && s->at_ms != w->baseline &&
+		s->at_ms > (long long)w->changed;
 }
 
 /* The command's answer, once answer_fd is readable: NULL for yes, else
@@ -275,23 +308,21 @@ static const char *answer(int answer_fd, struct text_buf *note)
 /* Until a confirmation (NULL, said in note) or a reason to roll back
  * (returned), by deadline (monotonic ms) at the latest. The signals are
  * blocked but while waiting, with the mask orig. */
-static const char *wait_confirmation(const struct apply_job *j, int answer_fd,
-				     int64_t changed, int64_t deadline,
-				     const sigset_t *orig, struct text_buf *note)
+static const char *wait_confirmation(int answer_fd, struct watch *w,
+				     int64_t deadline, const sigset_t *orig,
+				     struct text_buf *note)
 {
-	bool warned = false;
+	struct last_session s;
 	const char *why;
-	char who[160];
 
 	for (;;) {
 		struct pollfd p = { answer_fd, POLLIN, 0 };
 		int64_t left = deadline - mono_ms();
 		struct timespec ts;
 
-		if (tunnel_confirmed(j->status, changed, who, sizeof(who),
-				     &warned, note)) {
+		if (tunnel_confirmed(w, &s, note)) {
 			text_buf_printf(note, SAY "confirmed by a tunnel from %s: "
-					"the new ruleset is kept\n", who);
+					"the new ruleset is kept\n", s.who);
 			return NULL;
 		}
 		if (left <= 0)
@@ -314,21 +345,51 @@ static const char *wait_confirmation(const struct apply_job *j, int answer_fd,
 
 /* --- the guardian ------------------------------------------------------- */
 
-/* Of the terminal's signals none is meant for the guardian, which has
- * none; SIGHUP, SIGINT and SIGTERM sent to it mean: roll back now. */
-static void guardian_signals(void)
+/* Every signal that would end the guardian by default and can be caught,
+ * but the faults (SIGSEGV and the like: after one, nothing it would do is
+ * to be trusted). */
+static void rollback_signals(sigset_t *set)
 {
-	struct sigaction sa = { 0 };
+	static const int sigs[] = {
+		SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
+		SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO, SIGPWR,
+#ifdef SIGSTKFLT
+		SIGSTKFLT,
+#endif
+	};
+
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(set, sigs[i]);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(set, sig);
+}
+
+/*
+ * Of the terminal's signals none is meant for the guardian, which has
+ * none. Every other that would end it means: roll back now. They are
+ * blocked but while waiting (with the mask in orig), so that none cuts
+ * the change or a rollback short; only SIGKILL and SIGSTOP can stop one.
+ */
+static void guardian_signals(sigset_t *orig)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t set;
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTSTP, SIG_IGN);
 	signal(SIGTTIN, SIG_IGN);
 	signal(SIGTTOU, SIG_IGN);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	rollback_signals(&set);
+	sa.sa_mask = set;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&set, sig) == 1)
+			sigaction(sig, &sa, NULL);
+	/* The command held some of them, and its mask is inherited. */
+	sigprocmask(SIG_BLOCK, &set, orig);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&set, sig) == 1)
+			sigdelset(orig, sig);
 }
 
 /* The guardian's last word: the outcome and its report to the command,
@@ -353,30 +414,28 @@ static void guardian_report(int report_fd, enum apply_word o,
 static void guardian(const struct apply_job *j, int answer_fd, int report_fd)
 {
 	struct text_buf note = { 0 };
+	struct watch w = { .path = j->status };
+	struct last_session before;
 	char c = APPLY_CHANGED;
-	sigset_t block, orig;
+	sigset_t orig;
 	enum apply_word o = APPLY_FAILED;
 	const char *why = NULL;
-	int64_t changed, deadline;	/* Unix ms, monotonic ms */
+	int64_t deadline;	/* monotonic ms */
 
-	guardian_signals();
+	guardian_signals(&orig);
 	openlog(PROG_NAME, LOG_PID, LOG_AUTHPRIV);
+	read_status(&w, &before, &note);
+	w.baseline = before.at_ms;
 	if (!change(j, &note))
 		goto report;
-	changed = wall_ms();
+	w.changed = wall_ms();
 	deadline = mono_ms() + (int64_t)j->within * 1000;
 	syslog(LOG_NOTICE, APPLY_NFT_CMD ": new ruleset applied; rolled back in "
 	       "%u s unless confirmed (saved: %s)", j->within, j->saved);
 	if (!send_all(report_fd, &c, 1))
 		why = "the command ended before the change";
-	sigemptyset(&block);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, &orig);
 	if (!why)
-		why = wait_confirmation(j, answer_fd, changed, deadline, &orig,
-					&note);
+		why = wait_confirmation(answer_fd, &w, deadline, &orig, &note);
 	if (why) {
 		o = roll_back(j, why, &note);
 	} else {
@@ -384,8 +443,40 @@ static void guardian(const struct apply_job *j, int answer_fd, int report_fd)
 		unlink(j->saved);
 	}
 report:
+	/* The ruleset is final: a run started once the command has ended
+	 * must not find the lock still held. */
+	apply_lock_release(j);
 	guardian_report(report_fd, o, &note);
 	text_buf_free(&note);
+}
+
+/* Stdin and stdout on /dev/null, but for an fd the guardian keeps: of the
+ * pipes or the lock, had the command been started with one closed. */
+static void quiet_stdio(const struct apply_job *j, int answer_fd, int report_fd)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (null < 0)
+		return;
+	for (int fd = 0; fd <= 1; fd++)
+		if (fd != null && fd != answer_fd && fd != report_fd &&
+		    fd != j->lock)
+			dup2(null, fd);
+	if (null > 2)
+		close(null);
+}
+
+void apply_lock_release(const struct apply_job *j)
+{
+	struct stat held, named;
+
+	if (j->lock < 0)
+		return;
+	/* Only if the name is still ours: whoever holds the lock made it. */
+	if (fstat(j->lock, &held) == 0 && stat(j->lock_path, &named) == 0 &&
+	    held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+		unlink(j->lock_path);
+	close(j->lock);
 }
 
 /* Start the guardian: two forks, so that it is no child of the command and
@@ -410,20 +501,13 @@ bool apply_guardian_start(const struct apply_job *j, int *answer_fd,
 		return false;
 	}
 	if (pid == 0) {
-		int null;
-
 		close(a[1]);
 		close(r[0]);
 		if (setsid() < 0)
 			_exit(1);
 		if ((pid = fork()) != 0)
 			_exit(pid < 0);
-		if ((null = open("/dev/null", O_RDWR)) >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			if (null > 2)
-				close(null);
-		}
+		quiet_stdio(j, a[0], r[1]);
 		if (chdir("/") < 0)
 			_exit(1);
 		guardian(j, a[0], r[1]);

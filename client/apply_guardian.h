@@ -10,9 +10,13 @@
  * end its outcome, one byte, followed by its report: lines for stderr,
  * also sent to syslog since the command may be gone. On the answer pipe
  * the command sends one byte, the admin's answer; its end, the command
- * gone, means: roll back now. So do SIGHUP, SIGINT and SIGTERM to the
- * guardian. Meanwhile a tunnel of a listed admin accepted after the
- * change confirms it: postern-tunneld's status file says so.
+ * gone, means: roll back now. So does every signal to the guardian that
+ * would end it by default (SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1...);
+ * only SIGKILL and SIGSTOP, which no process can catch, stop a rollback.
+ * Meanwhile a tunnel of a listed admin accepted after the change confirms
+ * it: postern-tunneld's status file says so, with a session time later
+ * than the change and other than the one it held just before (which a
+ * clock stepped back could make seem later).
  */
 #ifndef POSTERN_APPLY_GUARDIAN_H
 #define POSTERN_APPLY_GUARDIAN_H
@@ -32,6 +36,8 @@ struct apply_job {
 	char fresh[PATH_MAX];	/* "flush ruleset" + the new ruleset */
 	char dir[PATH_MAX];	/* where both are, and the rollback's file */
 	char status[PATH_MAX];	/* postern-tunneld's status file */
+	char lock_path[PATH_MAX];	/* one apply-nft per network namespace */
+	int lock;		/* flock()ed on it; the guardian's to the end */
 	struct text_buf listing;	/* nft list ruleset, as it was */
 	struct timespec saved_at;	/* of the listing, CLOCK_MONOTONIC */
 	unsigned int within;	/* seconds to wait for a confirmation */
@@ -57,5 +63,9 @@ enum apply_word {
  * say why): then nothing has changed. */
 bool apply_guardian_start(const struct apply_job *j, int *answer_fd,
 			  int *report_fd);
+/* The lock's holder removes its file, then lets it go: whoever opened
+ * that file meanwhile finds it unlinked and makes a new one
+ * (gate_apply_nft.c, take_lock), so /run keeps no file per namespace. */
+void apply_lock_release(const struct apply_job *j);
 
 #endif

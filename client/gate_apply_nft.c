@@ -15,6 +15,7 @@
  * at once (docs/DECISIONS.md). nft_run.c runs nft; nft_listing.c keeps the
  * listing's timers from restarting.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +40,7 @@
 #define DEFAULT_WITHIN 60
 #define MIN_WITHIN 5
 #define MAX_WITHIN 3600
+#define LOCK_TRIES 10		/* a lock file removed under us: made anew */
 
 /* A line typed on the terminal, as it comes. */
 struct typed {
@@ -79,14 +82,58 @@ static bool read_fd_all(int fd, struct text_buf *b)
 	return true;
 }
 
-static bool read_file(const char *path, struct text_buf *b)
+/* Whether st is root's alone (or this euid's): owned so, and writable by
+ * no group or other; a directory with the sticky bit may be, if
+ * sticky_ok, since no other user can rename or remove what is not theirs
+ * in it (/tmp). Else why not, in why. */
+static bool root_alone(const struct stat *st, bool sticky_ok, char *why,
+		       size_t len)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		snprintf(why, len, "is owned by uid %u", (unsigned)st->st_uid);
+	else if ((st->st_mode & 022) && !(sticky_ok && st->st_mode & S_ISVTX))
+		snprintf(why, len, "is writable by group or others (mode %04o)",
+			 (unsigned)(st->st_mode & 07777));
+	else
+		return true;
+	return false;
+}
+
+/* A test hook's file is honoured only if root's alone: whoever could
+ * write it would choose the ruleset. */
+static bool hook_trusted(const char *verb, const char *var, const char *path,
+			 const struct stat *st)
+{
+	char why[80];
+
+	if (root_alone(st, false, why, sizeof(why)))
+		return true;
+	fail("%s %s=%s: it %s, so another user could choose the ruleset; "
+	     "nothing changed", verb, var, path, why);
+	return false;
+}
+
+/* $POSTERN_APPLY_NFT_FILE into b; its owner and mode are the opened
+ * file's, so that what is checked is what is read. */
+static bool read_hook_file(const char *path, struct text_buf *b)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
 	bool ok;
 
-	if (fd < 0)
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fail("%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return false;
-	ok = read_fd_all(fd, b);
+	}
+	if (!hook_trusted("not using", "POSTERN_APPLY_NFT_FILE", path, &st)) {
+		close(fd);
+		return false;
+	}
+	errno = 0;
+	if (!(ok = read_fd_all(fd, b)))
+		fail("%s: %s", path, errno ? strerror(errno) : "cannot read it");
 	close(fd);
 	return ok;
 }
@@ -116,17 +163,23 @@ static bool parse_within(const char *s, unsigned int *v)
 	return true;
 }
 
-/* posternd: $POSTERN_POSTERND, else ../sbin/posternd beside this program
- * (both installed from one package), else on PATH or in /usr/sbin. */
-static void posternd_path(char *buf, size_t len)
+/* posternd: $POSTERN_POSTERND (if root's alone), else ../sbin/posternd
+ * beside this program (both installed from one package), else in
+ * /usr/sbin, /sbin or on PATH (nft_run.h). */
+static bool posternd_path(char *buf, size_t len)
 {
 	const char *env = getenv("POSTERN_POSTERND");
 	char self[PATH_MAX];
+	struct stat st;
 	ssize_t n;
 
 	if (env && *env) {
+		if (stat(env, &st) < 0) {
+			fail("%s: %s", env, strerror(errno));
+			return false;
+		}
 		snprintf(buf, len, "%s", env);
-		return;
+		return hook_trusted("not running", "POSTERN_POSTERND", env, &st);
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
@@ -137,9 +190,10 @@ static void posternd_path(char *buf, size_t len)
 			*slash = '\0';
 		if ((size_t)snprintf(buf, len, "%s/../sbin/posternd", self) < len &&
 		    access(buf, X_OK) == 0)
-			return;
+			return true;
 	}
 	snprintf(buf, len, "posternd");
+	return true;
 }
 
 /* The ruleset to apply: $POSTERN_APPLY_NFT_FILE's (for tests: a variant
@@ -151,14 +205,10 @@ static bool new_ruleset(const char *config, struct text_buf *out)
 	struct text_buf err = { 0 };
 	bool ok;
 
-	if (file && *file) {
-		if (!read_file(file, out)) {
-			fail("%s: %s", file, errno ? strerror(errno) : "cannot read it");
-			return false;
-		}
-		return true;
-	}
-	posternd_path(posternd, sizeof(posternd));
+	if (file && *file)
+		return read_hook_file(file, out);
+	if (!posternd_path(posternd, sizeof(posternd)))
+		return false;
 	char *argv[] = { posternd, "--print-nft", "-c", (char *)config, NULL };
 	ok = tool_run(argv, out, &err) == 0 && out->len > 0;
 	if (!ok) {
@@ -174,28 +224,85 @@ static bool new_ruleset(const char *config, struct text_buf *out)
 	return ok;
 }
 
-/* Where to keep the saved ruleset: $TMPDIR (tests), else /run. */
+/* dir, and every directory above it, root's alone; else the first that is
+ * not in at, and why. dir itself is the one opened: its fstat is of what
+ * realpath found. */
+static bool dir_root_alone(const char *dir, char at[PATH_MAX], char *why,
+			   size_t len)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool sticky_ok = false;
+	struct stat st;
+	char *slash;
+
+	snprintf(at, PATH_MAX, "%s", dir);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(why, len, "cannot be opened: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	close(fd);
+	for (;;) {
+		if (!root_alone(&st, sticky_ok, why, len))
+			return false;
+		if (!(slash = strrchr(at, '/')) || (slash == at && !at[1]))
+			return true;
+		if (slash == at)
+			at[1] = '\0';	/* "/" */
+		else
+			*slash = '\0';
+		if (stat(at, &st) < 0) {
+			snprintf(why, len, "cannot be looked at: %s", strerror(errno));
+			return false;
+		}
+		sticky_ok = true;
+	}
+}
+
+/* Where to keep the saved ruleset: $TMPDIR (tests), else /run; only where
+ * no other user could swap the files (the trial one before it is loaded,
+ * the saved one before a rollback): that would give them the firewall. */
 static bool state_dir(char *buf, size_t len)
 {
 	const char *t = getenv("TMPDIR");
+	char at[PATH_MAX], why[80];
 
 	if (!t || !*t)
 		t = "/run";
-	if (!realpath(t, buf) || strlen(buf) + 40 > len) {
+	if (!realpath(t, buf) || strlen(buf) + 64 > len) {
 		fail("%s: %s", t, errno ? strerror(errno) : "path too long");
+		return false;
+	}
+	if (!dir_root_alone(buf, at, why, sizeof(why))) {
+		fail("not using %s for the rulesets: %s %s, so another user could "
+		     "swap them; nothing changed", buf, at, why);
 		return false;
 	}
 	return true;
 }
 
-/* One apply-nft at a time: a second would save the first one's trial
- * ruleset as "the previous one". The guardian holds the lock to the end. */
-static int take_lock(const char *dir)
+/* This network namespace, by the inode of its nsfs file: rulesets are per
+ * namespace, and so are the lock and the saved files' names. */
+static bool netns_id(unsigned long long *id)
 {
-	char path[PATH_MAX];
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st) < 0) {
+		fail("/proc/self/ns/net: %s", strerror(errno));
+		return false;
+	}
+	*id = (unsigned long long)st.st_ino;
+	return true;
+}
+
+/* One try of take_lock: the fd, -1 (said) when refused, -2 when the file
+ * was removed by its last holder between our open and flock. */
+static int lock_once(const char *path)
+{
+	struct stat held, named;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/postern-apply-nft.lock", dir);
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
 		fail("%s: %s", path, strerror(errno));
 		return -1;
@@ -209,7 +316,57 @@ static int take_lock(const char *dir)
 		close(fd);
 		return -1;
 	}
-	return fd;
+	if (fstat(fd, &held) == 0 && stat(path, &named) == 0 &&
+	    held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+		return fd;
+	close(fd);
+	return -2;
+}
+
+/*
+ * One apply-nft at a time in a network namespace: a second would save the
+ * first one's trial ruleset as "the previous one". The lock is in /run
+ * whatever TMPDIR says (each TMPDIR would have its own), named after the
+ * namespace; the guardian holds it to the end (apply_lock_release).
+ */
+static bool take_lock(struct apply_job *j, unsigned long long netns)
+{
+	snprintf(j->lock_path, sizeof(j->lock_path),
+		 "/run/postern-apply-nft.%llu.lock", netns);
+	for (int i = 0; i < LOCK_TRIES; i++)
+		if ((j->lock = lock_once(j->lock_path)) != -2)
+			return j->lock >= 0;
+	fail("%s: removed each time it was locked", j->lock_path);
+	return false;
+}
+
+/*
+ * A saved ruleset of this namespace with no guardian (the lock is ours):
+ * its guardian was killed, or kept it when a rollback went wrong. Until
+ * the admin has dealt with it no run starts, since the ruleset now loaded
+ * may be that run's trial one and would be saved as "the previous one".
+ */
+static bool left_behind(const char *dir, unsigned long long netns)
+{
+	char prefix[64];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	snprintf(prefix, sizeof(prefix), "postern-nft-saved.%llu.", netns);
+	if (!(d = opendir(dir))) {
+		fail("%s: %s", dir, strerror(errno));
+		return true;
+	}
+	while (!found && (e = readdir(d)))
+		if ((found = !strncmp(e->d_name, prefix, strlen(prefix))))
+			fail("%s/%s was left by a run whose guardian is gone: "
+			     "nft -f %s/%s restores the ruleset from before that "
+			     "run; remove the file once the ruleset is as it "
+			     "should be; nothing changed", dir, e->d_name, dir,
+			     e->d_name);
+	closedir(d);
+	return found;
 }
 
 /* The status file of postern-tunneld from the configuration (or its
@@ -330,11 +487,13 @@ out:
 }
 
 /* Everything before the change; nothing has changed when it fails, and no
- * file is left. */
-static bool prepare(struct apply_job *j, const char *config)
+ * file is left. The saved file is named after the namespace, for
+ * left_behind. */
+static bool prepare(struct apply_job *j, const char *config,
+		    unsigned long long netns)
 {
 	struct text_buf fresh = { 0 }, err = { 0 };
-	char msg[2048];
+	char msg[2048], saved[40];
 	bool ok = false;
 
 	if (!new_ruleset(config, &fresh))
@@ -345,7 +504,8 @@ static bool prepare(struct apply_job *j, const char *config)
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &j->saved_at);
-	if (!write_ruleset(j->dir, "saved", &j->listing, j->saved))
+	snprintf(saved, sizeof(saved), "saved.%llu", netns);
+	if (!write_ruleset(j->dir, saved, &j->listing, j->saved))
 		goto out;
 	if (!write_ruleset(j->dir, "new", &fresh, j->fresh)) {
 		unlink(j->saved);
@@ -364,22 +524,16 @@ out:
 /* --- while the guardian waits -------------------------------------------- */
 
 /* SIGHUP, SIGINT, SIGTERM: a flag, for the guardian to be told. Blocked
- * but while waiting, with the mask orig. */
-static void catch_signals(bool hup_ignored, sigset_t *orig)
+ * but while waiting, with the mask orig (hold_signals). */
+static void catch_signals(bool hup_ignored)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
-	sigset_t block;
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	if (!hup_ignored)
 		sigaction(SIGHUP, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, orig);
 }
 
 static ssize_t read_byte(int fd, char *c)
@@ -495,19 +649,73 @@ static int outcome(const struct apply_job *j, int report_fd, int word)
 }
 
 static int confirm(const struct apply_job *j, int answer_fd, int report_fd,
-		   bool hup_ignored)
+		   bool hup_ignored, const sigset_t *orig)
 {
-	sigset_t orig;
 	ssize_t r;
 	char c;
 
-	catch_signals(hup_ignored, &orig);
+	catch_signals(hup_ignored);
 	/* First the guardian's word that the change is made. */
 	if ((r = read_byte(report_fd, &c)) == 1 && c == APPLY_CHANGED) {
-		ask_and_relay(j, answer_fd, report_fd, &orig);
+		ask_and_relay(j, answer_fd, report_fd, orig);
 		r = read_byte(report_fd, &c);
 	}
 	return outcome(j, report_fd, r == 1 ? (unsigned char)c : -1);
+}
+
+/* --- the start ------------------------------------------------------------ */
+
+/* SIGHUP, SIGINT, SIGTERM held from the start, the mask before in orig:
+ * until the guardian is there to roll back, one would leave files behind
+ * (and ^C during nft -c is no refusal of the kernel's). */
+static void hold_signals(sigset_t *orig)
+{
+	sigset_t block;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, orig);
+}
+
+/* Whether one of them came meanwhile (SIGHUP only if not ignored: then it
+ * is dropped when unblocked). */
+static bool signal_held(bool hup_ignored)
+{
+	sigset_t p;
+
+	return sigpending(&p) == 0 && (sigismember(&p, SIGINT) ||
+		sigismember(&p, SIGTERM) || (!hup_ignored && sigismember(&p, SIGHUP)));
+}
+
+/* The lock, the preparation and the guardian. False when any fails, said,
+ * with nothing changed and no file left. */
+static bool start(struct apply_job *j, const char *config, bool hup_ignored,
+		  int *answer_fd, int *report_fd)
+{
+	unsigned long long netns;
+
+	if (!netns_id(&netns) || !take_lock(j, netns))
+		return false;
+	if (left_behind(j->dir, netns) || !prepare(j, config, netns))
+		goto unlock;
+	if (signal_held(hup_ignored)) {
+		fail("interrupted before the change; nothing changed");
+		goto unprepare;
+	}
+	if (!apply_guardian_start(j, answer_fd, report_fd)) {
+		fail("cannot start the guardian: %s; nothing changed", strerror(errno));
+		goto unprepare;
+	}
+	close(j->lock);	/* the guardian holds it now */
+	return true;
+unprepare:
+	unlink(j->fresh);
+	unlink(j->saved);
+unlock:
+	apply_lock_release(j);
+	return false;
 }
 
 int gate_apply_nft_main(const struct cli_options *opt, int argc, char *argv[])
@@ -520,10 +728,12 @@ int gate_apply_nft_main(const struct cli_options *opt, int argc, char *argv[])
 	static struct apply_job j;
 	char config[PATH_MAX];
 	struct sigaction old;
-	int c, lock, answer_fd, report_fd, status;
+	sigset_t orig;
+	int c, answer_fd, report_fd, status;
 	bool hup_ignored;
 
 	j.within = DEFAULT_WITHIN;
+	j.lock = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		if (c == 'w' && parse_within(optarg, &j.within))
@@ -547,21 +757,12 @@ int gate_apply_nft_main(const struct cli_options *opt, int argc, char *argv[])
 	/* Ignored as inherited, children would leave no status to wait for:
 	 * every nft run would seem to fail. */
 	signal(SIGCHLD, SIG_DFL);
-	if ((lock = take_lock(j.dir)) < 0)
-		return EXIT_FAIL;
-	if (!prepare(&j, config)) {
-		close(lock);
-		return EXIT_FAIL;
-	}
-	if (!apply_guardian_start(&j, &answer_fd, &report_fd)) {
-		fail("cannot start the guardian: %s; nothing changed", strerror(errno));
-		unlink(j.fresh);
-		unlink(j.saved);
-		close(lock);
+	hold_signals(&orig);
+	if (!start(&j, config, hup_ignored, &answer_fd, &report_fd)) {
+		text_buf_free(&j.listing);
 		return EXIT_FAIL;
 	}
-	close(lock);	/* the guardian holds it now */
-	status = confirm(&j, answer_fd, report_fd, hup_ignored);
+	status = confirm(&j, answer_fd, report_fd, hup_ignored, &orig);
 	close(answer_fd);
 	close(report_fd);
 	text_buf_free(&j.listing);

@@ -15,6 +15,7 @@
 
 #define ERROR_MARK ": Error: "	/* nft's, before its words */
 #define GUESS_MARK "; did you mean"
+#define REAP_NAP_MS 10		/* between looks for the tool's end */
 
 static int64_t mono_ms(void)
 {
@@ -24,17 +25,19 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* In the child: argv[0] on PATH, then in /usr/sbin. What went wrong goes
- * to stderr, the parent's err. */
+/* In the child: a bare name in /usr/sbin, then /sbin, and only then on
+ * PATH, whose directories root may not be alone to write. What went wrong
+ * goes to stderr, the parent's err. */
 static void exec_tool(char *const argv[])
 {
+	static const char *const dirs[] = { "/usr/sbin", "/sbin" };
 	char alt[PATH_MAX];
 
-	execvp(argv[0], argv);
-	if (errno == ENOENT && !strchr(argv[0], '/')) {
-		snprintf(alt, sizeof(alt), "/usr/sbin/%s", argv[0]);
+	for (size_t i = 0; !strchr(argv[0], '/') && i < 2; i++) {
+		snprintf(alt, sizeof(alt), "%s/%s", dirs[i], argv[0]);
 		execv(alt, argv);
 	}
+	execvp(argv[0], argv);
 	dprintf(STDERR_FILENO, "cannot run %s: %s\n", argv[0], strerror(errno));
 	_exit(127);
 }
@@ -116,6 +119,29 @@ static bool collect(const int fd[2], struct text_buf *const to[2],
 	return !overrun;
 }
 
+/*
+ * The tool's end, in *status, by deadline: having closed its output it may
+ * still run (hung, or waiting on something), and that wait is bounded as
+ * the reading was. Past deadline it is killed: false.
+ */
+static bool reap(pid_t pid, int64_t deadline, int *status)
+{
+	static const struct timespec nap = { 0, REAP_NAP_MS * 1000000L };
+	pid_t w;
+
+	while ((w = waitpid(pid, status, WNOHANG)) == 0 ||
+	       (w < 0 && errno == EINTR)) {
+		if (mono_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+				;
+			return false;
+		}
+		nanosleep(&nap, NULL);
+	}
+	return w == pid;
+}
+
 int tool_run(char *const argv[], struct text_buf *out, struct text_buf *err)
 {
 	int64_t deadline = mono_ms() + TOOL_SECONDS * 1000;
@@ -126,14 +152,15 @@ int tool_run(char *const argv[], struct text_buf *out, struct text_buf *err)
 
 	if ((pid = spawn(argv, fd)) < 0)
 		return -1;
-	if (!(bounded = collect(fd, to, deadline)))
-		kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	if (!bounded || !WIFEXITED(status))
+	/* Past its bounds while printing: killed at once. */
+	bounded = collect(fd, to, deadline);
+	if (!reap(pid, bounded ? deadline : 0, &status) || !bounded) {
+		if (err && mono_ms() >= deadline)
+			text_buf_printf(err, "%s: no end within %d s: killed\n",
+					argv[0], TOOL_SECONDS);
 		return -1;
-	return WEXITSTATUS(status);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 bool nft_check(const char *file, struct text_buf *err)

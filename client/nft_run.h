@@ -5,9 +5,10 @@
  * libnftables: nft list ruleset is the text to give back, and nft -f of
  * "flush ruleset" and that text is the one transaction that restores it.
  *
- * A tool is looked for on PATH, then in /usr/sbin (sudo and su may leave
- * sbin off PATH). Nothing here writes to stderr: failures come back as
- * text.
+ * A tool named without a slash is looked for in /usr/sbin, then /sbin,
+ * and only then on PATH: root's PATH may hold a directory another user
+ * can write, and sudo and su may leave sbin off it. Nothing here writes to
+ * stderr: failures come back as text.
  */
 #ifndef POSTERN_NFT_RUN_H
 #define POSTERN_NFT_RUN_H
@@ -23,7 +24,9 @@
 /*
  * Run argv with stdin from /dev/null, stdout added to out and stderr to
  * err (either may be NULL: discarded). The exit status, or -1 when it
- * could not run, was killed, or outran its bounds.
+ * could not run, was killed, or outran its bounds (a run past
+ * TOOL_SECONDS, even after it closed its output, is killed and err says
+ * so).
  */
 int tool_run(char *const argv[], struct text_buf *out, struct text_buf *err);
 

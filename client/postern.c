@@ -1,7 +1,11 @@
 /* postern: the administrator's command line. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "crypto.h"
 #include "nocore.h"
@@ -27,6 +31,23 @@ static const struct {
 	{ "doctor", doctor_main, "check each step to servers, say what is wrong: doctor [NAME...]" },
 };
 
+/* Started with fd 0, 1 or 2 closed, the next file opened would take its
+ * place: a lock that a later dup2 onto stdin closes, a secret written as
+ * "output". /dev/null fills them first. */
+static bool std_fds_open(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd < 0) {
+		fprintf(stderr, "%s: /dev/null: %s\n", PROG_NAME, strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: %s [-c FILE] COMMAND [ARGS]\n\n", PROG_NAME);
@@ -50,6 +71,8 @@ int main(int argc, char *argv[])
 	struct cli_options opt = { 0 };
 	int c;
 
+	if (!std_fds_open())
+		return EXIT_FAIL;
 	/* '+': stop at the command, whose own options follow it. */
 	while ((c = getopt_long(argc, argv, "+c:hV", longopts, NULL)) != -1) {
 		switch (c) {
