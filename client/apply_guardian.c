@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "apply_guardian.h"
+#include "gate_cmd.h"
 #include "nft_listing.h"
 #include "nft_run.h"
 #include "subcommands.h"
@@ -210,63 +211,31 @@ out:
 	return loaded;
 }
 
-/* The "key value" lines of the status file, in text, into s. */
-static void parse_status(char *text, struct last_session *s)
-{
-	char *line, *save = NULL, name[64] = "", src[80] = "";
-
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *v = strchr(line, ' ');
-
-		if (!v)
-			continue;
-		*v++ = '\0';
-		if (!strcmp(line, "last_session_at_ms"))
-			s->at_ms = strtoll(v, NULL, 10);
-		else if (!strcmp(line, "last_session_client"))
-			snprintf(name, sizeof(name), "%s", v);
-		else if (!strcmp(line, "last_session_src"))
-			snprintf(src, sizeof(src), " (%s)", v);
-	}
-	snprintf(s->who, sizeof(s->who), "%s%s",
-		 name[0] ? name : "a listed admin", src);
-	/* Written by postern-tunneld's user, shown on root's terminal. */
-	for (char *q = s->who; *q; q++)
-		if ((unsigned char)*q < ' ' || *q == 0x7f)
-			*q = '?';
-}
-
 /* postern-tunneld's status file into s (at_ms -1 if it says nothing). A
  * file others may write is no evidence: false, said once in note. */
 static bool read_status(struct watch *w, struct last_session *s,
 			struct text_buf *note)
 {
-	char text[4096];
-	struct stat st;
-	bool stat_ok;
-	ssize_t n;
-	int fd;
+	char *text = gate_status_read(w->path), at[32], name[64] = "", src[80];
 
 	s->at_ms = -1;
 	s->who[0] = '\0';
-	if ((fd = open(w->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
-		return false;
-	stat_ok = fstat(fd, &st) == 0;
-	if (!stat_ok || !S_ISREG(st.st_mode) || (st.st_mode & 022)) {
-		if (stat_ok && !w->warned && st.st_mode & 022)
+	if (!text) {
+		if (errno == EPERM && !w->warned)
 			text_buf_printf(note, SAY "%s is writable by others: "
 					"not taken as confirmation\n", w->path);
-		w->warned = true;
-		close(fd);
+		w->warned = w->warned || errno == EPERM;
 		return false;
 	}
-	n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	text[n] = '\0';
-	parse_status(text, s);
+	if (gate_status_get(text, "last_session_at_ms", at, sizeof(at)))
+		s->at_ms = strtoll(at, NULL, 10);
+	gate_status_get(text, "last_session_client", name, sizeof(name));
+	if (!gate_status_get(text, "last_session_src", src, sizeof(src)))
+		src[0] = '\0';
+	snprintf(s->who, sizeof(s->who), "%s%s%s%s",
+		 name[0] ? name : "a listed admin", src[0] ? " (" : "", src,
+		 src[0] ? ")" : "");
+	free(text);
 	return true;
 }
 

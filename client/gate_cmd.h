@@ -38,7 +38,9 @@ void gate_format_ports(char *buf, size_t len, const uint16_t *ports,
 		       size_t n, const char *sep);
 
 /* The daemons' status files (daemon/status_file.h): the whole text, or
- * NULL (errno says why); one value by key, or false. */
+ * NULL (errno says why: EPERM for a file group or others may write, not
+ * evidence of anything; EINVAL for one not regular); one value by key,
+ * made printable, or false. */
 char *gate_status_read(const char *path);
 bool gate_status_get(const char *text, const char *key, char *buf,
 		     size_t len);

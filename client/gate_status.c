@@ -51,10 +51,14 @@ char *gate_status_read(const char *path)
 
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    !(text = malloc(STATUS_MAX + 1))) {
-		close(fd);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		errno = EINVAL;
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		errno = EPERM;	/* others could have written it: no evidence */
+	else
+		text = malloc(STATUS_MAX + 1);
+	if (!text) {
+		close(fd);
 		return NULL;
 	}
 	while (got < STATUS_MAX &&
