@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "keys.h"
 
 #define CONF_MAX (1u << 20)	/* the configuration loader's own limit */
 
@@ -47,6 +49,44 @@ bool config_file_word_ok(const char *s)
 		      *s == '-' || *s == ':'))
 			return false;
 	return true;
+}
+
+bool config_file_exists(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return false;
+	fprintf(stderr, "%s: %s exists: not overwritten\n", PROG_NAME, path);
+	return true;
+}
+
+void config_file_host_name(char *buf, size_t len, const char *fallback)
+{
+	if (gethostname(buf, len) != 0 || !config_file_word_ok(buf))
+		snprintf(buf, len, "%s", fallback);
+	buf[strcspn(buf, ".")] = '\0';	/* the short name */
+}
+
+bool config_file_new_key(const char *path, bool clamp, uint8_t pub[KEY_LEN])
+{
+	uint8_t key[KEY_LEN];
+	char text[KEY_B64_LEN + 2];
+	bool ok;
+
+	if (!random_bytes(key, sizeof(key))) {
+		perror(PROG_NAME ": getrandom");
+		return false;
+	}
+	if (clamp)
+		x25519_clamp(key);
+	ok = !clamp || x25519_public(pub, key);
+	key_to_base64(text, key);
+	wipe(key, sizeof(key));
+	strcat(text, "\n");
+	ok = ok && config_file_write(path, text, strlen(text), true);
+	wipe(text, sizeof(text));
+	return ok;
 }
 
 bool config_file_write(const char *path, const char *text, size_t len,

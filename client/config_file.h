@@ -8,6 +8,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
 
 #include "subcommands.h"
 
@@ -30,6 +33,16 @@ char *config_file_read(const char *path, size_t *len);
  * # comments are skipped when braces are counted. */
 bool config_file_find_server(const char *text, const char *name,
 			     size_t *start, size_t *end);
+
+/* True (said on stderr: not overwritten) when path exists. */
+bool config_file_exists(const char *path);
+
+/* This host's short name, if it is a word; else fallback. */
+void config_file_host_name(char *buf, size_t len, const char *fallback);
+
+/* A new random key, an X25519 private key (and its public key in pub)
+ * when clamp, written base64 to a new file, mode 0600. */
+bool config_file_new_key(const char *path, bool clamp, uint8_t pub[KEY_LEN]);
 
 /* Write text to a new file (mode 0600, fsync'd); fails, said on stderr,
  * if path exists (exclusive) or cannot be written. */

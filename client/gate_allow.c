@@ -80,8 +80,7 @@ static size_t listen_ports(const struct server_config *cfg, uint16_t *ports)
 	size_t n = 0;
 
 	for (size_t i = 0; i < cfg->tunnel.n_listen; i++) {
-		const char *colon = strrchr(cfg->tunnel.listen[i], ':');
-		uint16_t p = (uint16_t)atoi(colon + 1);	/* checked by the loader */
+		uint16_t p = config_listen_port(cfg->tunnel.listen[i]);
 		size_t j;
 
 		for (j = 0; j < n && ports[j] != p; j++)

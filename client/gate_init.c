@@ -41,38 +41,6 @@ static const char conf_head[] =
 	"# Admin devices: postern gate allow NAME PUBKEY writes one file each\n"
 	"# in clients.d/; systemctl reload posternd postern-tunneld applies them.\n";
 
-static bool exists(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) != 0)
-		return false;
-	fprintf(stderr, "%s: %s exists: not overwritten\n", PROG_NAME, path);
-	return true;
-}
-
-/* A new random key (an X25519 private key when clamp) written 0600. */
-static bool new_key(const char *path, bool clamp, uint8_t pub[KEY_LEN])
-{
-	uint8_t key[KEY_LEN];
-	char text[KEY_B64_LEN + 2];
-	bool ok;
-
-	if (!random_bytes(key, sizeof(key))) {
-		perror(PROG_NAME ": getrandom");
-		return false;
-	}
-	if (clamp)
-		x25519_clamp(key);
-	ok = !clamp || x25519_public(pub, key);
-	key_to_base64(text, key);
-	wipe(key, sizeof(key));
-	strcat(text, "\n");
-	ok = ok && config_file_write(path, text, strlen(text), true);
-	wipe(text, sizeof(text));
-	return ok;
-}
-
 /* Readable by the daemons' group, if the package made it. */
 static void share_with_daemons(const char *path, mode_t mode)
 {
@@ -101,13 +69,6 @@ static void guess_address(char *buf, size_t len)
 		close(fd);
 }
 
-static void server_name(char *buf, size_t len)
-{
-	if (gethostname(buf, len) != 0 || !config_file_word_ok(buf))
-		snprintf(buf, len, "server");
-	buf[strcspn(buf, ".")] = '\0';
-}
-
 static int usage(void)
 {
 	fprintf(stderr, "Usage: %s gate init [--egress PORTS]\n", PROG_NAME);
@@ -125,7 +86,8 @@ static bool write_files(const char *dir, const char *conf, const char *egress,
 	snprintf(psk, sizeof(psk), "%s/psk", dir);
 	snprintf(drop, sizeof(drop), "%s/%s", dir, CLIENTS_DIR);
 	/* All checked first: nothing is written unless all are new. */
-	if (exists(conf) | exists(key) | exists(psk))
+	if (config_file_exists(conf) | config_file_exists(key) |
+	    config_file_exists(psk))
 		return false;
 	if (mkdir(dir, 0750) == 0)
 		share_with_daemons(dir, 0750);
@@ -135,9 +97,9 @@ static bool write_files(const char *dir, const char *conf, const char *egress,
 	}
 	n = asprintf(&text, conf_head, DEFAULT_KNOCK_PORT, DEFAULT_TUNNEL_PORT,
 		     DEFAULT_TUNNEL_PORT, egress);
-	if (n < 0 || !new_key(key, true, pub))
+	if (n < 0 || !config_file_new_key(key, true, pub))
 		goto fail_key;
-	if (!new_key(psk, false, unused))
+	if (!config_file_new_key(psk, false, unused))
 		goto fail_psk;
 	if (!config_file_write(conf, text, (size_t)n, true))
 		goto fail_conf;
@@ -190,7 +152,7 @@ int gate_init_main(const struct cli_options *opt, int argc, char *argv[])
 	if (!write_files(dir, conf, egress, pub))
 		return EXIT_FAIL;
 	key_to_base64(pub_text, pub);
-	server_name(name, sizeof(name));
+	config_file_host_name(name, sizeof(name), "server");
 	guess_address(host, sizeof(host));
 	printf("Wrote %s/server.key, %s/psk and %s.\n"
 	       "Server public key: %s\n"

@@ -42,30 +42,11 @@ static bool make_dirs(const char *dir)
 	}
 }
 
-static bool exists(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) != 0)
-		return false;
-	fprintf(stderr, "%s: %s exists: not overwritten\n", PROG_NAME, path);
-	return true;
-}
-
-/* The name this device gets on the servers: its host name, as a word. */
-static void device_name(char *buf, size_t len)
-{
-	if (gethostname(buf, len) != 0 || !config_file_word_ok(buf))
-		snprintf(buf, len, "admin");
-	buf[strcspn(buf, ".")] = '\0';	/* the short name */
-}
-
 int init_main(const struct cli_options *opt, int argc, char *argv[])
 {
 	char conf[4096], dir[4096], key_path[4200], name[256];
-	char priv_text[KEY_B64_LEN + 2], pub_text[KEY_B64_LEN + 1];
-	uint8_t priv[KEY_LEN], pub[KEY_LEN];
-	bool ok;
+	char pub_text[KEY_B64_LEN + 1];
+	uint8_t pub[KEY_LEN];
 
 	(void)argv;
 	if (argc != 1) {
@@ -77,31 +58,20 @@ int init_main(const struct cli_options *opt, int argc, char *argv[])
 	config_file_dir(conf, dir, sizeof(dir));
 	snprintf(key_path, sizeof(key_path), "%s/admin.key", dir);
 	/* Both checked first: nothing is written unless both are new. */
-	if (exists(conf) || exists(key_path))
+	if (config_file_exists(conf) || config_file_exists(key_path))
 		return EXIT_FAIL;
 	if (!make_dirs(dir)) {
 		fprintf(stderr, "%s: %s: %s\n", PROG_NAME, dir, strerror(errno));
 		return EXIT_FAIL;
 	}
-	if (!random_bytes(priv, sizeof(priv))) {
-		perror(PROG_NAME ": getrandom");
-		return EXIT_FAIL;
-	}
-	x25519_clamp(priv);
-	ok = x25519_public(pub, priv);
-	key_to_base64(priv_text, priv);
-	wipe(priv, sizeof(priv));
-	strcat(priv_text, "\n");
-	ok = ok && config_file_write(key_path, priv_text, strlen(priv_text), true);
-	wipe(priv_text, sizeof(priv_text));
-	if (!ok)
+	if (!config_file_new_key(key_path, true, pub))
 		return EXIT_FAIL;
 	if (!config_file_write(conf, conf_text, sizeof(conf_text) - 1, true)) {
 		unlink(key_path);
 		return EXIT_FAIL;
 	}
 	key_to_base64(pub_text, pub);
-	device_name(name, sizeof(name));
+	config_file_host_name(name, sizeof(name), "admin");
 	printf("Wrote %s and %s.\n"
 	       "Public key: %s\n"
 	       "On each server, as root:\n"

@@ -1551,6 +1551,11 @@ bool config_name_ok(const char *s)
 	return name_ok(s);
 }
 
+uint16_t config_listen_port(const char *listen)
+{
+	return (uint16_t)atoi(strrchr(listen, ':') + 1);	/* checked at load */
+}
+
 bool config_date_parse(const char *s, int64_t *expires_at)
 {
 	return strlen(s) >= 10 && parse_date(s, expires_at);

@@ -168,6 +168,8 @@ const struct client_entry *server_config_find_client(
 /* A client or server name as the loader takes it: letters, digits,
  * '.', '_', '-', '@', beginning with a letter or digit, up to 64. */
 bool config_name_ok(const char *s);
+/* The port of a loaded tunnel.listen address. */
+uint16_t config_listen_port(const char *listen);
 /* An expires value as the loader takes it (YYYY-MM-DD or RFC 3339): the
  * first instant refused, in Unix seconds. */
 bool config_date_parse(const char *s, int64_t *expires_at);

@@ -7,11 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-static uint16_t listen_port(const char *listen)
-{
-	return (uint16_t)atoi(strrchr(listen, ':') + 1);	/* checked at load */
-}
-
 static bool opens(const struct client_entry *e, uint16_t port)
 {
 	for (size_t i = 0; i < e->n_open; i++)
@@ -24,7 +19,7 @@ static bool opens_a_tunnel_port(const struct server_config *c,
 				const struct client_entry *e)
 {
 	for (size_t i = 0; i < c->tunnel.n_listen; i++)
-		if (opens(e, listen_port(c->tunnel.listen[i])))
+		if (opens(e, config_listen_port(c->tunnel.listen[i])))
 			return true;
 	return false;
 }
@@ -42,7 +37,7 @@ unsigned int server_config_lint(const struct server_config *c, int64_t now,
 		n++;
 	}
 	for (size_t i = 0; i < c->tunnel.n_listen && c->n_clients; i++) {
-		uint16_t p = listen_port(c->tunnel.listen[i]);
+		uint16_t p = config_listen_port(c->tunnel.listen[i]);
 		size_t j;
 
 		for (j = 0; j < c->n_clients && !opens(&c->clients[j], p); j++)
